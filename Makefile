@@ -1,0 +1,34 @@
+# The two commands of the README rest on `install`, which does nothing when .venv is
+# up to date with pyproject.toml.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: install run test bench clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test,notebooks]'
+	touch $(STAMP)
+
+run: install
+	$(BIN)/vpp db upgrade
+	$(BIN)/vpp demo-fleet --devices 500 --feeders 8 --seed 1 --if-empty
+	$(BIN)/vpp keys dev
+	$(BIN)/vpp serve --host 127.0.0.1 --port 8000
+
+test: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+	$(BIN)/pytest
+
+bench: install
+	$(BIN)/python benchmarks/registry_bench.py
+
+clean:
+	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,235 @@
+"""The ``vpp`` command line: database, keys, registry import, demo fleet and the server."""
+
+from __future__ import annotations
+
+import functools
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+from sqlalchemy.exc import OperationalError, SQLAlchemyError
+
+from api.settings import Settings
+from registry.db import make_engine, session_factory, upgrade
+from registry.errors import RegistryError
+
+app = typer.Typer(
+    help="OpenVPP: demand-response dispatch for virtual power plants.", no_args_is_help=True
+)
+db_app = typer.Typer(help="Database migrations.", no_args_is_help=True)
+keys_app = typer.Typer(help="API keys.", no_args_is_help=True)
+registry_app = typer.Typer(help="The DER registry.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(keys_app, name="keys")
+app.add_typer(registry_app, name="registry")
+
+console = Console(stderr=True)
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def friendly(func: F) -> F:
+    """Report expected failures as one clear line and exit 2, never a traceback."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except RegistryError as exc:
+            console.print(f"[red]error:[/red] {exc}")
+        except OperationalError as exc:
+            console.print(f"[red]error:[/red] database unreachable: {exc.orig}")
+        except SQLAlchemyError as exc:
+            console.print(f"[red]error:[/red] database: {exc}")
+        except (OSError, ValueError) as exc:
+            console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _sessions(settings: Settings) -> Any:
+    engine = make_engine(settings.database_url)
+    return session_factory(engine)
+
+
+@db_app.command("upgrade")
+@friendly
+def db_upgrade() -> None:
+    """Apply migrations to the database named by DATABASE_URL."""
+    settings = Settings()
+    upgrade(make_engine(settings.database_url))
+    console.print(f"database is up to date: {settings.database_url}")
+
+
+@keys_app.command("create")
+@friendly
+def keys_create(
+    name: Annotated[str, typer.Option(help="A unique name for the key")],
+    role: Annotated[str, typer.Option(help="operator, aggregator, integrator, analyst or owner")],
+    subject: Annotated[str | None, typer.Option(help="For owner keys: the owner_name")] = None,
+) -> None:
+    """Create an API key and print its secret (shown once)."""
+    from registry.keys import Role, create_key
+
+    try:
+        chosen = Role(role)
+    except ValueError:
+        raise ValueError(f"--role must be one of {', '.join(r.value for r in Role)}") from None
+    with _sessions(Settings()).begin() as session:
+        secret = create_key(session, name, chosen, subject)
+    typer.echo(secret)
+
+
+@keys_app.command("revoke")
+@friendly
+def keys_revoke(name: str) -> None:
+    """Revoke an API key by name."""
+    from registry.keys import revoke_key
+
+    with _sessions(Settings()).begin() as session:
+        if not revoke_key(session, name):
+            raise ValueError(f"no active key named {name!r}")
+    console.print(f"revoked {name}")
+
+
+@keys_app.command("dev")
+@friendly
+def keys_dev(
+    owner: Annotated[str, typer.Option(help="owner_name the owner key may see")] = "owner-0001",
+) -> None:
+    """Write one development key per role to var/dev-keys.json (reusing valid ones)."""
+    from registry.keys import ensure_dev_keys
+
+    settings = Settings()
+    with _sessions(settings).begin() as session:
+        ensure_dev_keys(session, settings.dev_keys_path, owner)
+    console.print(f"development API keys (one per role): {settings.dev_keys_path.resolve()}")
+
+
+def _progress() -> Progress:
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+    )
+
+
+@registry_app.command("import")
+@friendly
+def registry_import(
+    path: Annotated[Path, typer.Argument(help="CSV with a header of device fields")],
+    atomic: Annotated[bool, typer.Option(help="Store nothing if any row is bad")] = False,
+    errors_out: Annotated[
+        Path | None, typer.Option(help="Write the per-row error report to this JSON file")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON")] = False,
+) -> None:
+    """Import devices from CSV with a progress bar and a per-row error report."""
+    from registry.devices import bulk_create_devices
+    from registry.importer import count_rows, read_devices_csv
+
+    if not path.is_file():
+        raise ValueError(f"{path}: no such file")
+    total = count_rows(path)
+    with _sessions(Settings()).begin() as session, _progress() as bar:
+        task = bar.add_task(f"importing {path.name}", total=total)
+        result = bulk_create_devices(
+            session,
+            read_devices_csv(path),
+            atomic=atomic,
+            progress=lambda done: bar.update(task, completed=done),
+            chunk=1_000,
+        )
+    report = [
+        {"line": e.row + 2, **{k: v for k, v in e.as_dict().items() if k != "row"}}
+        for e in result.errors
+    ]
+    if errors_out is not None:
+        errors_out.write_text(json.dumps(report, indent=2, default=str))
+    if as_json:
+        typer.echo(
+            json.dumps(
+                {"rows": result.rows, "created": len(result.created), "errors": report}, default=str
+            )
+        )
+    else:
+        console.print(
+            f"{len(result.created)} of {result.rows} devices imported, {len(report)} rows refused"
+        )
+        if report:
+            table = Table("line", "field", "problem", "value")
+            for entry in report[:50]:
+                for problem in entry["problems"]:
+                    table.add_row(
+                        str(entry["line"]),
+                        problem["field"],
+                        problem["message"],
+                        str(problem.get("value", "")),
+                    )
+            console.print(table)
+            if len(report) > 50:
+                console.print(f"... and {len(report) - 50} more rows (see --errors-out)")
+    if result.errors and not result.created:
+        raise typer.Exit(1)
+
+
+@app.command("demo-fleet")
+@friendly
+def demo_fleet(
+    devices: Annotated[int, typer.Option(min=1, max=100_000, help="Devices to build")] = 500,
+    feeders: Annotated[int, typer.Option(min=1, max=999, help="Feeders to spread them over")] = 8,
+    seed: Annotated[int, typer.Option(help="Random seed")] = 1,
+    days: Annotated[int, typer.Option(min=0, max=60, help="Days of telemetry history")] = 7,
+    if_empty: Annotated[bool, typer.Option(help="Do nothing if the registry has devices")] = False,
+) -> None:
+    """Build a realistic demo fleet from real data and store it in the registry."""
+    from registry.demo import build_fleet, seed_demo
+    from sqlalchemy import func, select
+
+    from registry.tables import Device
+
+    settings = Settings()
+    sessions = _sessions(settings)
+    with sessions() as session:
+        if if_empty and (session.scalar(select(func.count()).select_from(Device)) or 0) > 0:
+            console.print("registry already has devices; demo fleet not seeded")
+            return
+        fleet = build_fleet(devices, feeders, seed, days=days)
+        with _progress() as bar:
+            tasks: dict[str, Any] = {}
+
+            def step(stage: str, done: int, total: int) -> None:
+                if stage not in tasks:
+                    tasks[stage] = bar.add_task(stage, total=total)
+                bar.update(tasks[stage], completed=done)
+
+            report = seed_demo(session, fleet, vtn_url=settings.vtn_url, progress=step)
+        session.commit()
+    console.print(
+        f"demo fleet: {report.devices} devices, {report.programs} programs, "
+        f"{report.enrollments} enrolments, {report.readings} readings"
+    )
+
+
+@app.command("serve")
+@friendly
+def serve(
+    host: Annotated[str, typer.Option(help="Address to bind")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=1, max=65535, help="Port")] = 8000,
+) -> None:
+    """Serve the HTTP API (OpenAPI docs at /docs) until stopped."""
+    import uvicorn
+
+    console.print(f"OpenVPP API on http://{host}:{port} (docs: http://{host}:{port}/docs)")
+    uvicorn.run("api.main:create_app", factory=True, host=host, port=port)
+
+
+def main() -> None:
+    app()

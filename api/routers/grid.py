@@ -1,0 +1,42 @@
+"""Grid-level device awareness for operators."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Query
+from pydantic import AwareDatetime
+
+from api.deps import GridViewer, SessionDep, SettingsDep
+from api.schemas import CapacityRow
+from registry.awareness import capacity_summary
+
+router = APIRouter(prefix="/v1/grid", tags=["grid"])
+
+Group = Literal["region", "feeder", "device_type"]
+
+
+@router.get("/capacity")
+def capacity(
+    session: SessionDep,
+    settings: SettingsDep,
+    _: GridViewer,
+    group_by: Annotated[list[Group] | None, Query()] = None,
+    region: str | None = None,
+    feeder: str | None = None,
+    program_id: str | None = None,
+    at: AwareDatetime | None = None,
+) -> list[CapacityRow]:
+    """Capacity by region, feeder and type (or the groups asked), with how much is
+    enrolled, online, and both (available), in one query."""
+    rows = capacity_summary(
+        session,
+        group_by=group_by or ["region", "feeder", "device_type"],
+        at=at,
+        online_window=timedelta(seconds=settings.online_window_s),
+        region=region,
+        feeder=feeder,
+        program_id=program_id,
+    )
+    return [CapacityRow.model_validate(r) for r in rows]

@@ -1,0 +1,246 @@
+"""Response and request bodies of the HTTP API (inputs the registry validates itself
+are in ``registry.schemas``)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class DeliveryRecord(BaseModel):
+    """What a device was asked for and what it delivered, over its life."""
+
+    events_dispatched: int
+    energy_requested_kwh: float
+    energy_delivered_kwh: float
+    delivery_ratio: float | None = Field(
+        description="delivered / requested; null until energy has been requested"
+    )
+
+
+class DeviceOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    device_id: str
+    device_type: str
+    make: str
+    model: str
+    serial: str
+    owner_name: str
+    owner_address: str | None
+    p_max_kw: float
+    p_min_kw: float
+    e_max_kwh: float | None
+    response_time_s: float | None
+    telemetry_interval_s: float | None
+    site_id: str
+    site_address: str | None
+    lat: float | None
+    lon: float | None
+    feeder: str
+    region: str
+    utility: str | None
+    protocols: list[str]
+    status: str
+    created_at: datetime
+    updated_at: datetime
+    delivery: DeliveryRecord
+
+    @classmethod
+    def of(cls, device: Any) -> DeviceOut:
+        requested = device.energy_requested_kwh or 0.0
+        delivered = device.energy_delivered_kwh or 0.0
+        record = DeliveryRecord(
+            events_dispatched=device.events_dispatched or 0,
+            energy_requested_kwh=requested,
+            energy_delivered_kwh=delivered,
+            delivery_ratio=delivered / requested if requested > 0 else None,
+        )
+        fields = {name: getattr(device, name) for name in cls.model_fields if name != "delivery"}
+        return cls(**fields, delivery=record)
+
+
+class DeviceList(BaseModel):
+    items: list[DeviceOut]
+    total: int
+    limit: int
+    offset: int
+
+
+class BulkDevicesIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    devices: list[dict[str, Any]] = Field(
+        min_length=1, description="Device objects (fields of POST /v1/devices)"
+    )
+    atomic: bool = Field(False, description="Store nothing if any row is bad")
+
+
+class RowProblem(BaseModel):
+    field: str
+    message: str
+    value: Any = None
+    limit: Any = None
+
+
+class BulkRowError(BaseModel):
+    row: int
+    device_id: str | None
+    problems: list[RowProblem]
+
+
+class BulkDevicesOut(BaseModel):
+    created: list[str]
+    errors: list[BulkRowError]
+
+
+class ProgramOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    program_id: str
+    name: str
+    utility: str
+    regions: list[str]
+    feeders: list[str]
+    device_types: list[str]
+    min_power_kw: float | None
+    min_energy_kwh: float | None
+    protocols: list[str]
+    max_response_time_s: float | None
+    max_telemetry_interval_s: float | None
+    incentive_ovpp_per_kwh: float
+    connection_fee_ovpp: float
+    status: str
+    created_at: datetime
+    updated_at: datetime
+
+
+class EnrollmentIn(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    device_id: str = Field(pattern=r"^0x[0-9a-fA-F]{64}$")
+    program_id: str = Field(min_length=1, max_length=64)
+
+
+class CheckOut(BaseModel):
+    check: str
+    field: str
+    device_value: Any
+    program_limit: Any
+    passed: bool
+    message: str
+
+
+class ConnectionOut(BaseModel):
+    """What the device needs to receive the program's events (``ven_secret`` shown once)."""
+
+    enrollment_id: int
+    device_id: str
+    program_id: str
+    ven_id: str
+    vtn_url: str
+    auth: dict[str, str]
+    enrolled_at: datetime
+    checks: list[CheckOut]
+
+
+class EligibilityOut(BaseModel):
+    device_id: str
+    program_id: str
+    eligible: bool
+    checks: list[CheckOut]
+
+
+class EnrollmentOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    enrollment_id: int
+    device_id: str
+    program_id: str
+    ven_id: str
+    enrolled_at: datetime
+    ended_at: datetime | None
+    end_reason: str | None
+
+
+class LinkOut(BaseModel):
+    """A link open at the instant asked about."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    enrollment_id: int
+    device_id: str
+    program_id: str
+    enrolled_at: datetime = Field(validation_alias="at")
+
+
+class LogEntryOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    seq: int
+    enrollment_id: int
+    device_id: str
+    program_id: str
+    action: str
+    at: datetime
+    actor: str | None
+    reason: str | None
+
+
+class UnenrollIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    reason: str | None = Field(None, max_length=256)
+
+
+class TelemetryIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    readings: list[dict[str, Any]] = Field(
+        min_length=1,
+        description="Readings: device_id, timestamp (ISO 8601 with offset), p_kw [kW, "
+        "positive = drawn from the grid], optional soc_frac [0-1] and online (default true)",
+    )
+
+
+class RejectedOut(BaseModel):
+    row: int
+    problems: list[RowProblem]
+
+
+class TelemetryOut(BaseModel):
+    received: int
+    stored: int
+    duplicates: int
+    rejected: list[RejectedOut]
+
+
+class ReadingOut(BaseModel):
+    timestamp: datetime
+    p_kw: float
+    soc_frac: float | None
+    online: bool
+
+
+class TelemetrySeries(BaseModel):
+    device_id: str
+    readings: list[ReadingOut]
+
+
+class CapacityRow(BaseModel):
+    region: str | None = None
+    feeder: str | None = None
+    device_type: str | None = None
+    devices: int
+    p_max_kw: float
+    p_min_kw: float
+    flex_kw: float
+    e_max_kwh: float
+    enrolled_devices: int
+    enrolled_flex_kw: float
+    online_devices: int
+    online_flex_kw: float
+    available_devices: int
+    available_flex_kw: float

@@ -1,0 +1,34 @@
+"""One settings object, read from the environment (and ``.env``) once."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Service settings. Each field is read from the environment variable of its name
+    in upper case (``DATABASE_URL``, ``VTN_URL``, ...)."""
+
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore")
+
+    database_url: str = Field(
+        "sqlite:///var/openvpp.db",
+        description="SQLAlchemy URL; SQLite by default, postgresql+psycopg://... for PostgreSQL",
+    )
+    var_dir: Path = Field(Path("var"), description="Folder for local state (dev keys, SQLite)")
+    vtn_url: str = Field(
+        "http://127.0.0.1:8080/OpenADR2/Simple/2.0b",
+        description="URL of the OpenADR VTN that enrolled devices connect to",
+    )
+    online_window_s: float = Field(
+        900, gt=0, description="A device is online if it reported within this window [s]"
+    )
+    max_telemetry_batch: int = Field(50_000, gt=0, description="Readings per POST /v1/telemetry")
+    max_bulk_devices: int = Field(10_000, gt=0, description="Devices per POST /v1/devices/bulk")
+
+    @property
+    def dev_keys_path(self) -> Path:
+        return self.var_dir / "dev-keys.json"

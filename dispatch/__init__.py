@@ -1,0 +1,1 @@
+"""OpenADR 2.0b dispatch of plans to VENs, and measurement of delivered response."""

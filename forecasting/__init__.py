@@ -1,0 +1,1 @@
+"""Load and solar forecasts with uncertainty (pure: numpy, pandas, scikit-learn, pvlib)."""

@@ -1,0 +1,1 @@
+"""Fleet dispatch optimization with Pyomo and HiGHS (pure: no web, database or chain code)."""

@@ -1,0 +1,36 @@
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import Engine
+
+from api.main import create_app
+from api.settings import Settings
+from registry.db import session_factory
+from registry.keys import Role, create_key
+
+
+@pytest.fixture
+def keys(engine: Engine) -> dict[str, str]:
+    """One key per role; the owner key sees devices of ``owner-a``."""
+    with session_factory(engine).begin() as session:
+        return {
+            role.value: create_key(
+                session, f"test-{role.value}", role, "owner-a" if role == Role.owner else None
+            )
+            for role in Role
+        }
+
+
+@pytest.fixture
+def client(engine: Engine, tmp_path: Path) -> Iterator[TestClient]:
+    settings = Settings(database_url="sqlite://", var_dir=tmp_path, max_telemetry_batch=100)
+    with TestClient(create_app(settings, engine=engine)) as test_client:
+        yield test_client
+
+
+def bearer(key: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {key}"}
