@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -59,3 +60,26 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
 
 def downgrade(engine: Engine, revision: str = "base") -> None:
     command.downgrade(alembic_config(engine), revision)
+
+
+def in_list(
+    connection_or_session: Any, column: str, values: list[str]
+) -> tuple[str, dict[str, Any]]:
+    """SQL for ``column IN (values)`` that binds the whole list as one parameter.
+
+    Binding thousands of values one by one costs more to compile and parse than the
+    query costs to run. PostgreSQL splits one comma-joined text (cheaper to send than
+    an array, whose every element the driver checks for quoting), SQLite reads a JSON
+    array. The values must not contain commas (ids and keys here never do).
+    """
+    bind = (
+        connection_or_session.get_bind()
+        if hasattr(connection_or_session, "get_bind")
+        else connection_or_session
+    )
+    if bind.dialect.name == "postgresql":
+        return (
+            f"{column} IN (SELECT unnest(string_to_array(:values, ',')))",
+            {"values": ",".join(values)},
+        )
+    return f"{column} IN (SELECT value FROM json_each(:values))", {"values": json.dumps(values)}

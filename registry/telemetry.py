@@ -7,6 +7,7 @@ back with the reason for each; sending the same batch twice stores it once.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -14,9 +15,10 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import select
+from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
+from registry.db import in_list
 from registry.errors import NotFound, Problem
 from registry.schemas import P_LIMIT_KW, DeviceStatus
 from registry.tables import Device, Reading, utcnow
@@ -27,7 +29,7 @@ MAX_AHEAD = timedelta(minutes=5)
 EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
 
 _ZONED = r"(?:Z|z|[+-]\d{2}(?::?\d{2})?)$"
-_DEVICE_ID = r"^0x[0-9a-f]{64}$"
+_DEVICE_ID = re.compile(r"^0x[0-9a-f]{64}$")
 
 
 @dataclass(frozen=True)
@@ -77,27 +79,44 @@ def validate_readings(
     frame = _frame(readings)
     problems: dict[int, list[Problem]] = {}
 
-    def flag(mask: pd.Series, name: str, message: str, limit: Any = None) -> None:
+    def flag(mask: Any, name: str, message: str, limit: Any = None) -> None:
         column = frame[name]
-        for row in np.flatnonzero(mask.to_numpy()):
+        for row in np.flatnonzero(np.asarray(mask, dtype=bool)):
             value = column.iloc[int(row)]
             value = None if isinstance(value, float) and np.isnan(value) else value
             problems.setdefault(int(row), []).append(Problem(name, message, _plain(value), limit))
 
-    ids = frame["device_id"].astype("string").str.strip().str.lower()
-    bad_id = ~ids.str.match(_DEVICE_ID).fillna(False).astype(bool)
-    flag(bad_id, "device_id", "must be 0x followed by 64 hex digits (a registry device id)")
-    known = _devices(session, ids[~bad_id].unique().tolist())
-    status = ids.map({device_id: status for device_id, (_, status) in known.items()})
-    flag(~bad_id & status.isna(), "device_id", "no such device in the registry")
+    # A fleet's batch repeats few timestamps over many devices, and a device's batch
+    # repeats one id: work on the distinct values and spread the answers by code.
+    id_codes, raw_ids = pd.factorize(frame["device_id"])
+    ids_unique = [_normalized_id(v) for v in raw_ids]
+    known = _devices(session, [i for i in ids_unique if i is not None])
+    has_id = id_codes >= 0
+    id_ok = np.array([i is not None for i in ids_unique] + [False])[id_codes]
+    key_unique = [known.get(i, (-1, ""))[0] if i else -1 for i in ids_unique]
+    status_unique = [known.get(i, (-1, ""))[1] if i else "" for i in ids_unique]
+    status = np.array([*status_unique, ""], dtype=object)[id_codes]
+    flag(~has_id, "device_id", "is required (a registry device id)")
+    flag(
+        has_id & ~id_ok, "device_id", "must be 0x followed by 64 hex digits (a registry device id)"
+    )
+    flag(id_ok & (status == ""), "device_id", "no such device in the registry")
     flag(status == DeviceStatus.retired.value, "device_id", "device is retired")
 
-    stamps = frame["timestamp"].astype("string").str.strip()
-    zoned = stamps.str.contains(_ZONED, regex=True).fillna(False).astype(bool)
-    ts = pd.to_datetime(stamps.where(zoned), utc=True, format="ISO8601", errors="coerce")
-    flag(stamps.isna(), "timestamp", "is required (ISO 8601 with a UTC offset)")
-    flag(stamps.notna() & ~zoned, "timestamp", "must carry a UTC offset such as Z or +01:00")
-    flag(zoned & ts.isna(), "timestamp", "is not an ISO 8601 timestamp")
+    ts_codes, raw_stamps = pd.factorize(frame["timestamp"])
+    stamps_unique = pd.Series(raw_stamps, dtype="string").str.strip()
+    zoned_unique = stamps_unique.str.contains(_ZONED, regex=True).fillna(False).astype(bool)
+    parsed_unique = pd.to_datetime(
+        stamps_unique.where(zoned_unique), utc=True, format="ISO8601", errors="coerce"
+    )
+    has_ts = ts_codes >= 0
+    zoned = np.append(zoned_unique.to_numpy(), False)[ts_codes]
+    ts = pd.Series(
+        pd.DatetimeIndex(parsed_unique).append(pd.DatetimeIndex([pd.NaT], tz=UTC))[ts_codes]
+    )
+    flag(~has_ts, "timestamp", "is required (ISO 8601 with a UTC offset)")
+    flag(has_ts & ~zoned, "timestamp", "must carry a UTC offset such as Z or +01:00")
+    flag(zoned & ts.isna().to_numpy(), "timestamp", "is not an ISO 8601 timestamp")
     latest = now + MAX_AHEAD
     flag(ts > pd.Timestamp(latest), "timestamp", "is in the future", latest.isoformat())
     flag(
@@ -120,16 +139,21 @@ def validate_readings(
     flag(frame["soc_frac"].notna() & soc.isna(), "soc_frac", "must be a number between 0 and 1")
     flag((soc < 0) | (soc > 1), "soc_frac", "must be between 0 and 1", [0, 1])
 
-    online = frame["online"].map(_as_bool)
+    online_codes, online_raw = pd.factorize(frame["online"])
+    online = pd.Series(
+        np.array([*(_as_bool(v) for v in online_raw), None], dtype=object)[online_codes]
+    )
     flag(online.isna() & frame["online"].notna(), "online", "must be true or false")
 
     rejected = [RejectedReading(row, found) for row, found in sorted(problems.items())]
     good = np.ones(len(frame), dtype=bool)
     good[list(problems)] = False
+    ids = np.array([*ids_unique, None], dtype=object)[id_codes]
+    keys = np.array([*key_unique, -1], dtype=np.int64)[id_codes]
     clean = pd.DataFrame(
         {
             "device_id": ids[good],
-            "device_key": ids[good].map({k: v[0] for k, v in known.items()}).astype("int64"),
+            "device_key": keys[good],
             "ts": ts[good],
             "p_kw": p_kw[good].astype(float),
             "soc_frac": soc[good].astype(float),
@@ -137,6 +161,14 @@ def validate_readings(
         }
     )
     return clean, rejected
+
+
+def _normalized_id(value: Any) -> str | None:
+    """A device id in canonical form (lower-case), or ``None`` if it cannot be one."""
+    if not isinstance(value, str):
+        return None
+    text = value.strip().lower()
+    return text if _DEVICE_ID.match(text) else None
 
 
 def _as_bool(value: Any) -> bool | None:
@@ -159,12 +191,12 @@ def _plain(value: Any) -> Any:
 def _devices(session: Session, ids: list[str]) -> dict[str, tuple[int, str]]:
     """``device_id -> (device_key, status)`` for the ids that exist."""
     found: dict[str, tuple[int, str]] = {}
-    for start in range(0, len(ids), 5_000):
-        chunk = ids[start : start + 5_000]
-        query = select(Device.device_id, Device.device_key, Device.status).where(
-            Device.device_id.in_(chunk)
-        )
-        found.update((r.device_id, (r.device_key, r.status)) for r in session.execute(query))
+    if not ids:
+        return found
+    condition, params = in_list(session, "device_id", ids)
+    query = text(f"SELECT device_id, device_key, status FROM devices WHERE {condition}")
+    rows = session.execute(query, params).all()
+    found.update((device_id, (key, status)) for device_id, key, status in rows)
     return found
 
 
