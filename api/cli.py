@@ -190,9 +190,9 @@ def demo_fleet(
     if_empty: Annotated[bool, typer.Option(help="Do nothing if the registry has devices")] = False,
 ) -> None:
     """Build a realistic demo fleet from real data and store it in the registry."""
-    from registry.demo import build_fleet, seed_demo
     from sqlalchemy import func, select
 
+    from registry.demo import build_fleet, seed_demo
     from registry.tables import Device
 
     settings = Settings()
