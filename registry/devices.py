@@ -15,8 +15,9 @@ from sqlalchemy.orm import Session
 
 from registry.db import in_list
 from registry.enrollment import end_link
-from registry.errors import Conflict, InvalidInput, NotFound, Problem
+from registry.errors import Conflict, InvalidInput, Problem
 from registry.identity import device_id as derive_device_id
+from registry.lookups import find_device, get_device
 from registry.schemas import (
     DeviceIn,
     DeviceStatus,
@@ -217,17 +218,6 @@ def _insert_devices(session: Session, rows: list[dict[str, Any]]) -> None:
     with cursor.copy(f"COPY devices ({', '.join(columns)}) FROM STDIN") as copy:
         for row in rows:
             copy.write_row([Json(v) if isinstance(v, list) else v for v in row.values()])
-
-
-def find_device(session: Session, device_id: str) -> Device | None:
-    return session.scalar(select(Device).where(Device.device_id == device_id.strip().lower()))
-
-
-def get_device(session: Session, device_id: str) -> Device:
-    device = find_device(session, device_id)
-    if device is None:
-        raise NotFound("device", device_id)
-    return device
 
 
 @dataclass(frozen=True)

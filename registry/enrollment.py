@@ -17,6 +17,7 @@ from sqlalchemy import and_, select
 from sqlalchemy.orm import Session, aliased
 
 from registry.errors import Conflict, NotFound, RegistryError
+from registry.lookups import get_device, get_program
 from registry.schemas import DeviceStatus, ProgramStatus
 from registry.tables import Device, Enrollment, EnrollmentLog, Program, utcnow
 
@@ -184,20 +185,6 @@ def ven_id_for(device_id: str) -> str:
     return "ven-" + device_id.removeprefix("0x")[:24]
 
 
-def _device(session: Session, device_id: str) -> Device:
-    device = session.scalar(select(Device).where(Device.device_id == device_id.strip().lower()))
-    if device is None:
-        raise NotFound("device", device_id)
-    return device
-
-
-def _program(session: Session, program_id: str) -> Program:
-    program = session.get(Program, program_id)
-    if program is None:
-        raise NotFound("program", program_id)
-    return program
-
-
 def enroll(
     session: Session,
     device_id: str,
@@ -218,8 +205,8 @@ def enroll(
     Conflict
         The device is already enrolled in the program.
     """
-    device = _device(session, device_id)
-    program = _program(session, program_id)
+    device = get_device(session, device_id)
+    program = get_program(session, program_id)
     failed = [c for c in capability_checks(device, program) if not c.passed]
     if failed:
         raise CapabilityMismatch(device.device_id, program.program_id, failed)

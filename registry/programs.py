@@ -7,7 +7,8 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from registry.errors import Conflict, NotFound
+from registry.errors import Conflict
+from registry.lookups import get_program
 from registry.schemas import ProgramIn, ProgramStatus
 from registry.tables import Program, utcnow
 
@@ -20,13 +21,6 @@ def create_program(session: Session, data: ProgramIn, now: datetime | None = Non
     program = Program(**data.model_dump(mode="json"), created_at=now, updated_at=now)
     session.add(program)
     session.flush()
-    return program
-
-
-def get_program(session: Session, program_id: str) -> Program:
-    program = session.get(Program, program_id)
-    if program is None:
-        raise NotFound("program", program_id)
     return program
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from datetime import datetime
 from typing import Annotated
 
@@ -20,9 +21,8 @@ from api.schemas import (
     UnenrollIn,
 )
 from registry import enrollment as store
-from registry.devices import get_device
 from registry.errors import NotFound
-from registry.programs import get_program
+from registry.lookups import get_device, get_program
 from registry.tables import Enrollment, utcnow
 
 router = APIRouter(prefix="/v1/enrollments", tags=["enrollments"])
@@ -42,15 +42,8 @@ def enroll(
         get_device(session, body.device_id), get_program(session, body.program_id)
     )
     session.commit()
-    return ConnectionOut(
-        enrollment_id=connection.enrollment_id,
-        device_id=connection.device_id,
-        program_id=connection.program_id,
-        ven_id=connection.ven_id,
-        vtn_url=connection.vtn_url,
-        auth=connection.auth,
-        enrolled_at=connection.enrolled_at,
-        checks=[CheckOut.model_validate(c.as_dict()) for c in checks],
+    return ConnectionOut.model_validate(
+        {**asdict(connection), "checks": [c.as_dict() for c in checks]}
     )
 
 
