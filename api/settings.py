@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -14,11 +14,12 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(env_file=".env", extra="ignore")
 
-    database_url: str = Field(
-        "sqlite:///var/openvpp.db",
-        description="SQLAlchemy URL; SQLite by default, postgresql+psycopg://... for PostgreSQL",
-    )
     var_dir: Path = Field(Path("var"), description="Folder for local state (dev keys, SQLite)")
+    database_url: str = Field(
+        "",
+        description="SQLAlchemy URL; default SQLite at VAR_DIR/openvpp.db; "
+        "postgresql+psycopg://... for PostgreSQL",
+    )
     vtn_url: str = Field(
         "http://127.0.0.1:8080/OpenADR2/Simple/2.0b",
         description="URL of the OpenADR VTN that enrolled devices connect to",
@@ -28,6 +29,12 @@ class Settings(BaseSettings):
     )
     max_telemetry_batch: int = Field(50_000, gt=0, description="Readings per POST /v1/telemetry")
     max_bulk_devices: int = Field(10_000, gt=0, description="Devices per POST /v1/devices/bulk")
+
+    @model_validator(mode="after")
+    def _default_database(self) -> Settings:
+        if not self.database_url:
+            self.database_url = f"sqlite:///{self.var_dir / 'openvpp.db'}"
+        return self
 
     @property
     def dev_keys_path(self) -> Path:
