@@ -11,7 +11,7 @@ from typing import Annotated, Any, TypeVar
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
+from rich.table import Column, Table
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
 from api.settings import Settings
@@ -27,6 +27,8 @@ registry_app = typer.Typer(help="The DER registry.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(keys_app, name="keys")
 app.add_typer(registry_app, name="registry")
+optimize_app = typer.Typer(help="Plan a fleet with the optimizer.", no_args_is_help=True)
+app.add_typer(optimize_app, name="optimize")
 
 console = Console(stderr=True)
 F = TypeVar("F", bound=Callable[..., Any])
@@ -39,13 +41,15 @@ def friendly(func: F) -> F:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return func(*args, **kwargs)
+        except typer.Exit:
+            raise
         except RegistryError as exc:
             console.print(f"[red]error:[/red] {exc}")
         except OperationalError as exc:
             console.print(f"[red]error:[/red] database unreachable: {exc.orig}")
         except SQLAlchemyError as exc:
             console.print(f"[red]error:[/red] database: {exc}")
-        except (OSError, ValueError) as exc:
+        except (OSError, ValueError, RuntimeError) as exc:
             console.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(2)
 
@@ -216,6 +220,207 @@ def demo_fleet(
         f"demo fleet: {report.devices} devices, {report.programs} programs, "
         f"{report.enrollments} enrolments, {report.readings} readings"
     )
+
+
+def _timestamp(text: str, option: str) -> Any:
+    import pandas as pd
+
+    try:
+        stamp = pd.Timestamp(text)
+    except ValueError:
+        raise ValueError(f"{option}: not an ISO 8601 timestamp: {text!r}") from None
+    if stamp.tzinfo is None:
+        raise ValueError(f"{option}: needs a UTC offset such as Z or +01:00: {text!r}")
+    return stamp.tz_convert("UTC")
+
+
+def _report_plan(result: Any, out: Path, skipped: list[str], as_json: bool) -> None:
+    from api.planning import plan_frame
+
+    plan_frame(result).to_csv(out, index=False)
+    summary: dict[str, Any] = {
+        "status": result.status,
+        "objective": round(result.objective, 6),
+        "costs": {k: round(v, 6) for k, v in result.costs.items()},
+        "devices": result.power_kw.shape[1],
+        "skipped": len(skipped),
+        "plan_csv": str(out),
+        "requests": [
+            {
+                "request_id": r.request_id,
+                "kind": r.kind,
+                "devices_called": len(r.devices_called),
+                "shortfall_kwh": round(r.shortfall_kwh, 6),
+                "intervals": [
+                    {
+                        "start": ts.isoformat(),
+                        "requested_kw": round(float(r.requested_kw[ts]), 4),
+                        "expected_kw": round(float(r.expected_kw[ts]), 4),
+                        "shortfall_kw": round(float(r.shortfall_kw[ts]), 4),
+                        "marginal_cost_per_kw": None
+                        if r.marginal_cost_per_kw.isna()[ts]
+                        else round(float(r.marginal_cost_per_kw[ts]), 6),
+                        "reasons": r.reasons.get(ts, []),
+                    }
+                    for ts in r.requested_kw.index
+                ],
+            }
+            for r in result.requests
+        ],
+        "notes": result.notes,
+        "timings_s": {k: round(v, 3) for k, v in result.timings_s.items()},
+    }
+    if as_json:
+        typer.echo(json.dumps(summary))
+        return
+    console.print(
+        f"plan {result.status}: {summary['devices']} devices, cost {result.objective:,.2f} "
+        f"({', '.join(f'{k} {v:,.2f}' for k, v in result.costs.items() if abs(v) > 1e-9)})"
+    )
+    for request in summary["requests"]:
+        table = Table(
+            Column("interval", no_wrap=True, min_width=20),
+            "requested kW",
+            "expected kW",
+            "shortfall kW",
+            "cost of 1 kW more",
+        )
+        for row in request["intervals"]:
+            marginal = row["marginal_cost_per_kw"]
+            table.add_row(
+                row["start"],
+                f"{row['requested_kw']:,.1f}",
+                f"{row['expected_kw']:,.1f}",
+                f"{row['shortfall_kw']:,.1f}",
+                "-" if marginal is None else f"{marginal:,.4f}",
+            )
+        console.print(
+            f"request {request['request_id']} ({request['kind']}): "
+            f"{request['devices_called']} devices called, "
+            f"shortfall {request['shortfall_kwh']:,.2f} kWh"
+        )
+        console.print(table)
+        for row in request["intervals"]:
+            for reason in row["reasons"]:
+                console.print(f"  {row['start']} short because {reason}")
+    for note in result.notes:
+        console.print(f"note: {note}")
+    if skipped:
+        console.print(f"{len(skipped)} devices not controllable and left out")
+    console.print(f"plan written to {out}")
+
+
+@optimize_app.command("day-ahead")
+@friendly
+def optimize_day_ahead(
+    fleet: Annotated[
+        Path, typer.Option(help="Registry device CSV (with optional planning columns)")
+    ],
+    prices: Annotated[Path, typer.Option(help="Price CSV: timestamp, price_per_kwh or *_per_mwh")],
+    date: Annotated[
+        str | None,
+        typer.Option(help="UTC day to plan, YYYY-MM-DD (default: first day of the prices)"),
+    ] = None,
+    resolution: Annotated[str, typer.Option(help="Interval length, e.g. 15min or 1h")] = "15min",
+    demand_charge: Annotated[
+        float, typer.Option(min=0, help="Per kW of each site's peak import")
+    ] = 0.0,
+    feeder_capacity_kw: Annotated[
+        float | None, typer.Option(min=0, help="Capacity of every feeder [kW]")
+    ] = None,
+    integer: Annotated[
+        bool, typer.Option(help="MILP: contiguous runs, no simultaneous charge/discharge")
+    ] = False,
+    time_limit: Annotated[float | None, typer.Option(min=0, help="Solver time limit [s]")] = None,
+    out: Annotated[Path, typer.Option(help="Where to write the plan CSV")] = Path("plan.csv"),
+    as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON")] = False,
+) -> None:
+    """The cheapest day-ahead schedule of a fleet under prices and a demand charge."""
+    import pandas as pd
+
+    from api.planning import prices_for, read_fleet, read_prices
+    from optimizer.problem import Horizon, Problem
+    from optimizer.results import plan
+
+    step = pd.Timedelta(resolution)
+    if date is None:
+        first = pd.read_csv(prices, nrows=1).iloc[0, 0] if prices.is_file() else None
+        if first is None:
+            raise ValueError(f"{prices}: no such file")
+        stamp = pd.Timestamp(str(first))
+        day = (
+            stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
+        ).normalize()
+    else:
+        day = _timestamp(f"{date}T00:00:00Z", "--date")
+    horizon = Horizon(day, int(pd.Timedelta("1D") / step), step.to_pytimedelta())
+    fleet_file = read_fleet(fleet, horizon, feeder_capacity_kw)
+    problem = Problem(
+        horizon,
+        fleet_file.fleet,
+        prices=prices_for(read_prices(prices, horizon), demand_charge),
+        integer=integer,
+    )
+    _report_plan(plan(problem, time_limit_s=time_limit), out, fleet_file.skipped, as_json)
+
+
+@optimize_app.command("capacity")
+@friendly
+def optimize_capacity(
+    fleet: Annotated[
+        Path, typer.Option(help="Registry device CSV (with optional planning columns)")
+    ],
+    start: Annotated[str, typer.Option(help="Window start, ISO 8601 with offset")],
+    end: Annotated[str, typer.Option(help="Window end, ISO 8601 with offset")],
+    feeder: Annotated[str | None, typer.Option(help="Feeder of the request")] = None,
+    region: Annotated[
+        str | None, typer.Option(help="Region of the request (instead of a feeder)")
+    ] = None,
+    kw: Annotated[float | None, typer.Option(help="Reduction against the baseline [kW]")] = None,
+    cap_kw: Annotated[float | None, typer.Option(help="Ceiling on net load instead [kW]")] = None,
+    shortfall_price: Annotated[float, typer.Option(min=0, help="Per kWh short")] = 10.0,
+    prices: Annotated[
+        Path | None, typer.Option(help="Optional price CSV for the energy cost")
+    ] = None,
+    resolution: Annotated[str, typer.Option(help="Interval length")] = "15min",
+    integer: Annotated[bool, typer.Option(help="MILP formulation")] = False,
+    time_limit: Annotated[float | None, typer.Option(min=0, help="Solver time limit [s]")] = None,
+    out: Annotated[Path, typer.Option(help="Where to write the plan CSV")] = Path("plan.csv"),
+    as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON")] = False,
+) -> None:
+    """Plan a grid operator's capacity request on a feeder or region."""
+    import pandas as pd
+
+    from api.planning import prices_for, read_fleet, read_prices
+    from optimizer.problem import CapacityRequest, Horizon, Problem
+    from optimizer.results import plan
+
+    begin = _timestamp(start, "--start")
+    finish = _timestamp(end, "--end")
+    step = pd.Timedelta(resolution)
+    day = begin.normalize()
+    days = max(
+        1,
+        int((finish - day) / pd.Timedelta("1D"))
+        + (1 if (finish - day) % pd.Timedelta("1D") else 0),
+    )
+    horizon = Horizon(day, int(days * pd.Timedelta("1D") / step), step.to_pytimedelta())
+    request = CapacityRequest(
+        "cli",
+        begin,
+        finish,
+        feeder=feeder,
+        region=region,
+        kw=kw,
+        cap_kw=cap_kw,
+        shortfall_price_per_kwh=shortfall_price,
+    )
+    fleet_file = read_fleet(fleet, horizon)
+    price_frame = prices_for(read_prices(prices, horizon)) if prices is not None else None
+    problem = Problem(
+        horizon, fleet_file.fleet, prices=price_frame, requests=(request,), integer=integer
+    )
+    _report_plan(plan(problem, time_limit_s=time_limit), out, fleet_file.skipped, as_json)
 
 
 @app.command("serve")

@@ -7,7 +7,7 @@ cells mean "not given"; ``protocols`` lists protocols separated by ``;``.
 from __future__ import annotations
 
 import csv
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,8 +22,11 @@ class CsvFormatError(ValueError):
     """The file is not a devices CSV (missing columns, unknown columns, not text)."""
 
 
-def read_devices_csv(path: Path) -> Iterator[dict[str, Any]]:
+def read_devices_csv(path: Path, extra_columns: Collection[str] = ()) -> Iterator[dict[str, Any]]:
     """Yield one mapping per data row, ready for ``DeviceIn.model_validate``.
+
+    ``extra_columns`` names further columns a caller accepts (a planning export may
+    carry EV sessions beside the device fields); they are passed through as text.
 
     Raises
     ------
@@ -34,7 +37,7 @@ def read_devices_csv(path: Path) -> Iterator[dict[str, Any]]:
         reader = csv.DictReader(handle)
         header = [h.strip() for h in reader.fieldnames or []]
         missing = [c for c in REQUIRED if c not in header]
-        unknown = [c for c in header if c not in COLUMNS]
+        unknown = [c for c in header if c not in COLUMNS and c not in extra_columns]
         if missing or unknown:
             parts = []
             if missing:
