@@ -72,6 +72,15 @@ def residuals(problem: Problem, plan: Plan, tolerance: float = 1e-6) -> list[str
         added = float(
             np.sum(dt * (vehicle.charge_efficiency * np.clip(p, 0, None) - np.clip(-p, 0, None)))
         )
+        # Net power hides simultaneous charge and discharge (noted on the plan, an LP
+        # relaxation): then less energy is added than net power says.
+        simultaneous = any(
+            f"EV {vehicle.device_id} charged and discharged" in note for note in plan.notes
+        )
+        check(
+            simultaneous or added <= window.energy_kwh + tolerance,
+            f"{name}: more energy than required",
+        )
         check(
             added + float(unmet.loc[vehicle.device_id]) >= window.energy_kwh - tolerance,
             f"{name}: energy {added:.6f} + unmet {float(unmet.loc[vehicle.device_id]):.6f} kWh "

@@ -63,8 +63,10 @@ class Battery:
 class ElectricVehicle:
     """An EV at a charger, plugged in from ``arrival`` to ``departure``.
 
-    Only whole intervals inside the plugged window are used. The energy required by
-    departure is soft: what is not delivered is the slack ``ev_unmet_kwh``, priced at
+    Only whole intervals inside the plugged window are used. The EV takes no more than
+    the energy required (so that a car is never filled past what its driver asked for,
+    even when energy is paid for taking it). The energy required by departure is soft:
+    what is not delivered is the slack ``ev_unmet_kwh``, priced at
     ``unmet_energy_cost_per_kwh``, so a late or short stay never makes a plan
     infeasible. When departure is past the horizon's end, the requirement is prorated
     to the plugged intervals inside the horizon.
@@ -77,6 +79,8 @@ class ElectricVehicle:
         Energy to add to the battery by departure [kWh].
     v2g_p_max_kw : float
         Largest discharging power back to the grid [kW] (0 = no V2G).
+    v2g_degradation_cost_per_kwh : float
+        Battery wear of each kWh sent back [currency/kWh].
     e_max_kwh : float or None
         Battery capacity [kWh]; needed with V2G to bound the energy drawn back.
     """
@@ -89,6 +93,7 @@ class ElectricVehicle:
     energy_required_kwh: float
     charge_efficiency: float = 0.92
     v2g_p_max_kw: float = 0.0
+    v2g_degradation_cost_per_kwh: float = 0.02
     e_max_kwh: float | None = None
     unmet_energy_cost_per_kwh: float = 1.0
     delivery_factor: float = 1.0

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from operator import attrgetter
 from typing import Any
@@ -324,7 +324,7 @@ def _check_options(time_limit_s: float | None, mip_gap: float | None, threads: i
         raise ValueError(f"threads must be >= 0 (0: HiGHS chooses), not {threads!r}")
 
 
-def _set_option(highs: highspy.Highs, name: str, value: bool | int | float) -> None:
+def _set_option(highs: highspy.Highs, name: str, value: bool | int | float | str) -> None:
     """Set a HiGHS option, turning HiGHS's error status into an exception."""
     if highs.setOptionValue(name, value) == highspy.HighsStatus.kError:
         raise ValueError(f"HiGHS refused option {name}={value!r}")
@@ -527,3 +527,110 @@ def _store_duals(
         suffix[constraint] = 0.0
     for constraint, dual in zip(row_constraints, row_dual, strict=True):
         suffix[constraint] = dual
+
+
+@dataclass(frozen=True)
+class ArrayOutcome:
+    """What :func:`run_lp` returns: the status and, when feasible, the point."""
+
+    status: str
+    objective: float | None
+    mip_gap: float | None
+    solve_s: float
+    x: npt.NDArray[np.float64] | None
+    row_dual: npt.NDArray[np.float64] | None
+
+
+def run_lp(
+    *,
+    cost: npt.NDArray[np.float64],
+    column_lower: npt.NDArray[np.float64],
+    column_upper: npt.NDArray[np.float64],
+    row_lower: npt.NDArray[np.float64],
+    row_upper: npt.NDArray[np.float64],
+    matrix: Any,
+    integer: npt.NDArray[np.bool_],
+    time_limit_s: float | None = None,
+    mip_gap: float | None = None,
+    threads: int | None = None,
+    options: Mapping[str, bool | int | float | str] | None = None,
+) -> ArrayOutcome:
+    """Minimize ``cost @ x`` subject to bounds and ``row_lower <= matrix @ x <= row_upper``.
+
+    The array twin of :func:`solve` for models built without Pyomo: the same options,
+    statuses and dual convention (derivative of the cost with respect to a row's active
+    bound); duals only for LPs solved to optimality. ``options`` are further HiGHS
+    options (for small blocks, ``presolve="off"`` with ``simplex_strategy=1`` is about
+    twice as fast).
+    """
+    _check_options(time_limit_s, mip_gap, threads)
+    csc = matrix.tocsc()
+    arrays = _HighsArrays(
+        sense=highspy.ObjSense.kMinimize,
+        offset=0.0,
+        cost=np.asarray(cost, dtype=np.float64),
+        column_lower=np.asarray(column_lower, dtype=np.float64),
+        column_upper=np.asarray(column_upper, dtype=np.float64),
+        row_lower=np.asarray(row_lower, dtype=np.float64),
+        row_upper=np.asarray(row_upper, dtype=np.float64),
+        start=csc.indptr.astype(np.int32),
+        index=csc.indices.astype(np.int32),
+        value=csc.data.astype(np.float64),
+        integer=np.asarray(integer, dtype=bool),
+        columns=(),
+        row_constraints=[],
+    )
+    highs = highspy.Highs()
+    _set_option(highs, "output_flag", False)
+    if time_limit_s is not None:
+        _set_option(highs, "time_limit", float(time_limit_s))
+    if mip_gap is not None:
+        _set_option(highs, "mip_rel_gap", float(mip_gap))
+    if threads is not None:
+        _set_option(highs, "threads", int(threads))
+        highspy.Highs.resetGlobalScheduler(True)
+    for name, value in (options or {}).items():
+        _set_option(highs, name, value)
+    if highs.passModel(_to_highs_lp(arrays)) == highspy.HighsStatus.kError:
+        return ArrayOutcome("error", None, None, 0.0, None, None)
+    started = time.perf_counter()
+    run_status = highs.run()
+    solve_s = time.perf_counter() - started
+    if run_status == highspy.HighsStatus.kError:
+        return ArrayOutcome("error", None, None, solve_s, None, None)
+    model_status = highs.getModelStatus()
+    info = highs.getInfo()
+    has_point = info.primal_solution_status == int(highspy.SolutionStatus.kSolutionStatusFeasible)
+    if model_status == highspy.HighsModelStatus.kOptimal:
+        status, feasible = "optimal", True
+    elif model_status in _NO_SOLUTION_STATUSES:
+        status, feasible = _NO_SOLUTION_STATUSES[model_status], False
+    elif model_status in _LIMIT_STATUSES:
+        status, feasible = _LIMIT_STATUSES[model_status], has_point
+        if not has_point:
+            status += "_no_solution"
+    else:
+        status, feasible = "error", False
+    if not feasible:
+        return ArrayOutcome(status, None, None, solve_s, None, None)
+    is_mip = bool(arrays.integer.any())
+    gap = (
+        (float(info.mip_gap) if math.isfinite(info.mip_gap) else None)
+        if is_mip
+        else (0.0 if status == "optimal" else None)
+    )
+    solution = highs.getSolution()
+    dual_valid = info.dual_solution_status == int(highspy.SolutionStatus.kSolutionStatusFeasible)
+    duals = (
+        np.asarray(solution.row_dual, dtype=np.float64)
+        if not is_mip and status == "optimal" and dual_valid
+        else None
+    )
+    return ArrayOutcome(
+        status,
+        float(info.objective_function_value),
+        gap,
+        solve_s,
+        np.asarray(solution.col_value, dtype=np.float64),
+        duals,
+    )

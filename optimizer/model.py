@@ -148,6 +148,11 @@ def add_vehicles(m: pyo.ConcreteModel, data: Prepared) -> None:
         rule=lambda m, v: added(v, windows[v].last) + m.ev_unmet_kwh[v] >= windows[v].energy_kwh,
         doc="Energy required by departure (soft)",
     )
+    m.ev_energy_upper = pyo.Constraint(
+        m.V,
+        rule=lambda m, v: added(v, windows[v].last) <= windows[v].energy_kwh,
+        doc="No more energy than required (the battery holds no more)",
+    )
     v2g_vehicles = sorted({v for v, _ in v2g})
     cumulative = [(v, t) for v in v2g_vehicles for t in range(windows[v].first, windows[v].last)]
     m.ev_energy_floor_lower = pyo.Constraint(
@@ -167,6 +172,9 @@ def add_vehicles(m: pyo.ConcreteModel, data: Prepared) -> None:
             t: m.ev_charge_kw[v, t] - (m.ev_discharge_kw[v, t] if (v, t) in m.VT2G else 0)
             for t in range(windows[v].first, windows[v].last)
         }
+    m.cost_terms["degradation"] += sum(
+        vehicles[v].v2g_degradation_cost_per_kwh * dt * m.ev_discharge_kw[v, t] for v, t in m.VT2G
+    )
     m.cost_terms["unmet_ev_energy"] = sum(
         vehicle.unmet_energy_cost_per_kwh * m.ev_unmet_kwh[v] for v, vehicle in enumerate(vehicles)
     )
@@ -477,7 +485,7 @@ def add_requests(m: pyo.ConcreteModel, data: Prepared) -> None:
         caps,
         rule=lambda m, r, t: (
             scope_baseline(r, t) + expected_change(r, t) - m.request_shortfall_kw[r, t]
-            <= data.scopes[r].request.cap_kw
+            <= float(np.asarray(data.scopes[r].cap_kw)[t - data.scopes[r].intervals[0]])
         ),
         doc="Expected net load under the cap, or the excess as shortfall",
     )

@@ -24,7 +24,7 @@ from optimizer.devices import (
     PhotovoltaicSystem,
     ShiftableLoad,
 )
-from optimizer.problem import CapacityRequest, Horizon, Problem, series
+from optimizer.problem import CapacityRequest, Horizon, Prices, Problem, series
 
 
 @dataclass(frozen=True)
@@ -39,9 +39,12 @@ class VehicleWindow:
 
 @dataclass(frozen=True)
 class RequestScope:
+    """A request's sites and intervals, and its ceiling per interval (caps only) [kW]."""
+
     request: CapacityRequest
     sites: tuple[int, ...]
     intervals: tuple[int, ...]
+    cap_kw: np.ndarray | None = None
 
 
 @dataclass
@@ -90,6 +93,22 @@ def vehicle_window(vehicle: ElectricVehicle, horizon: Horizon) -> VehicleWindow:
     return VehicleWindow(first, max(first, last), energy, arrival_energy)
 
 
+def _export_price(prices: Prices | None, horizon: Horizon) -> np.ndarray | None:
+    """Export prices, never above the import price of the same interval.
+
+    A meter is billed on its net power, so paying more for exports than imports makes
+    the cost of net power concave: a linear program would import and export at once to
+    earn the spread. Such intervals are planned with the export price lowered to the
+    import price (exports earn what an avoided import saves), and the plan says so.
+    """
+    if prices is None:
+        return None
+    imports = series(prices.import_price_per_kwh, horizon)
+    if prices.export_price_per_kwh is None:
+        return imports
+    return np.minimum(series(prices.export_price_per_kwh, horizon), imports)
+
+
 def prepare(problem: Problem) -> Prepared:
     """Work out every array the formulations need (the problem must be valid)."""
     horizon = problem.horizon
@@ -121,11 +140,7 @@ def prepare(problem: Problem) -> Prepared:
         },
         feeder_region={f: feeders[f].region if f in feeders else None for f in feeder_ids},
         import_price=series(prices.import_price_per_kwh, horizon) if prices else None,
-        export_price=(
-            series(prices.export_price_per_kwh, horizon)
-            if prices and prices.export_price_per_kwh is not None
-            else (series(prices.import_price_per_kwh, horizon) if prices else None)
-        ),
+        export_price=_export_price(prices, horizon),
         demand_charge_per_kw=prices.demand_charge_per_kw if prices else 0.0,
         site_of={d.device_id: position[d.site_id] for d in fleet.devices()},
         baseline_kw={},
@@ -199,7 +214,10 @@ def _scope(request: CapacityRequest, data: Prepared) -> RequestScope:
     sites = tuple(i for i, f in enumerate(data.site_feeder) if f in feeders)
     first = max(0, math.floor(data.horizon.position(request.start) + 1e-9))
     last = min(data.horizon.intervals, math.ceil(data.horizon.position(request.end) - 1e-9))
-    return RequestScope(request, sites, tuple(range(first, last)))
+    cap = None
+    if request.cap_kw is not None:
+        cap = np.broadcast_to(np.asarray(request.cap_kw, dtype=float), (last - first,)).copy()
+    return RequestScope(request, sites, tuple(range(first, last)), cap)
 
 
 DEVICE_KINDS = (

@@ -65,8 +65,9 @@ class CapacityRequest:
     """A grid operator's request on a feeder or a region.
 
     Exactly one of ``kw`` (reduction against the baseline, >= 0) and ``cap_kw`` (a
-    ceiling on net load) is given. Intervals of the window where the expected
-    delivery falls short are paid at ``shortfall_price_per_kwh``.
+    ceiling on net load: one value, or one per interval of the window) is given.
+    Intervals of the window where the expected delivery falls short are paid at
+    ``shortfall_price_per_kwh``.
     """
 
     request_id: str
@@ -75,7 +76,7 @@ class CapacityRequest:
     feeder: str | None = None
     region: str | None = None
     kw: float | None = None
-    cap_kw: float | None = None
+    cap_kw: float | tuple[float, ...] | None = None
     shortfall_price_per_kwh: float = 10.0
 
 
@@ -210,6 +211,14 @@ def validate(problem: Problem) -> None:
             bad(subject, "region", f"{request.region!r} is not a region of the fleet's feeders")
         if not request.end > request.start:
             bad(subject, "end", "must be after start")
+        elif isinstance(request.cap_kw, tuple):
+            count = round(horizon.position(request.end) - horizon.position(request.start))
+            if len(request.cap_kw) != count or not all(math.isfinite(c) for c in request.cap_kw):
+                bad(
+                    subject,
+                    "cap_kw",
+                    f"needs {count} finite values, one per interval of the window",
+                )
         if request.start < horizon.start or request.end > horizon.end:
             bad(
                 subject,
@@ -296,6 +305,33 @@ def _check_device(bad: Report, subject: str, device: object, horizon: Horizon) -
         )
         if device.soc_min_frac > device.soc_max_frac:
             bad(subject, "soc_min_frac", "must not exceed soc_max_frac")
+        elif not device.soc_min_frac <= device.soc_initial_frac <= device.soc_max_frac:
+            bad(
+                subject,
+                "soc_initial_frac",
+                f"{device.soc_initial_frac} is outside [soc_min_frac, soc_max_frac] = "
+                f"[{device.soc_min_frac}, {device.soc_max_frac}]",
+            )
+        elif device.soc_final_min_frac is not None and device.e_max_kwh > 0:
+            reach = (
+                device.soc_initial_frac
+                + (
+                    device.charge_efficiency
+                    * device.p_charge_max_kw
+                    * horizon.intervals
+                    * horizon.step_h
+                )
+                / device.e_max_kwh
+            )
+            if device.soc_final_min_frac > device.soc_max_frac:
+                bad(subject, "soc_final_min_frac", f"exceeds soc_max_frac {device.soc_max_frac}")
+            elif device.soc_final_min_frac > reach + 1e-9:
+                bad(
+                    subject,
+                    "soc_final_min_frac",
+                    f"{device.soc_final_min_frac} cannot be reached in the horizon "
+                    f"(at most {reach:.3f} at full charging power)",
+                )
         for name in ("charge_efficiency", "discharge_efficiency"):
             if not 0 < getattr(device, name) <= 1:
                 bad(subject, name, f"must be in (0, 1], got {getattr(device, name)}")

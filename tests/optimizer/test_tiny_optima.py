@@ -19,12 +19,21 @@ from optimizer.devices import (
     Site,
 )
 from optimizer.problem import CapacityRequest, Prices, Problem, ProblemError
-from optimizer.results import Plan, plan
+from optimizer.results import Method, Plan, plan
 from tests.optimizer.fleets import START, at, battery, hours, one_site
+
+#: The formulation under test: every case runs on the array path and the Pyomo model.
+FORMULATION: list[Method] = ["arrays"]
+
+
+@pytest.fixture(params=["arrays", "pyomo"], autouse=True)
+def formulation(request: pytest.FixtureRequest) -> Method:
+    FORMULATION[0] = request.param
+    return FORMULATION[0]
 
 
 def solved(problem: Problem) -> Plan:
-    result = plan(problem)
+    result = plan(problem, method=FORMULATION[0])
     assert residuals(problem, result) == []
     return result
 
@@ -256,7 +265,7 @@ def test_milp_battery_never_charges_and_discharges_at_once() -> None:
     soc = 5.0 + np.cumsum(0.9 * np.clip(p, 0, None) - np.clip(-p, 0, None) / 0.9)
     np.testing.assert_allclose(milp.state["battery_soc_kwh"]["b1"].to_numpy(), soc, atol=1e-6)
     assert milp.notes == []
-    lp = plan(Problem(hours(2), fleet, prices=prices))
+    lp = plan(Problem(hours(2), fleet, prices=prices), method=FORMULATION[0])
     assert lp.objective <= milp.objective + 1e-9
     assert any("charged and discharged at once" in note for note in lp.notes)
 

@@ -1,0 +1,145 @@
+"""Optimizer scaling: plan reproducible fleets of growing size and print figures.
+
+One JSON line per size with ``devices``, ``intervals``, ``variables``,
+``constraints``, ``build_s``, ``solve_s``, ``total_s``, ``peak_rss_mb`` and
+``objective`` for the fleet path (``--method decomposed``, the default; ``arrays`` and
+``pyomo`` plan the whole LP at once), and with ``--compare-monolithic`` (sizes up to
+3,000) ``monolithic_objective``, ``monolithic_total_s`` and ``gap`` =
+(objective - monolithic) / |monolithic|, the monolithic plan being the whole LP on the
+array path (the same optimum as the Pyomo model, see tests/optimizer/test_formulations.py).
+
+Each size runs in a fresh process, so that ``peak_rss_mb`` is that size's own.
+``--workers N`` plans chunks on a Dask LocalCluster of N single-threaded workers.
+
+Usage::
+
+    python benchmarks/optimizer_scaling.py --devices 100 1000 3000 10000 100000 \\
+        [--compare-monolithic] [--json] [--method decomposed] [--workers 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+MONOLITHIC_LIMIT = 3_000
+
+
+def measure(devices: int, method: str, compare: bool, workers: int, seed: int) -> dict[str, Any]:
+    from benchmarks.scaling_fleet import scaling_problem
+    from optimizer.results import plan
+
+    problem = scaling_problem(devices, seed)
+    mapper = None
+    cluster = client = None
+    if workers > 0 and method == "decomposed":
+        from distributed import Client, LocalCluster
+
+        cluster = LocalCluster(
+            n_workers=workers,
+            threads_per_worker=1,
+            processes=True,
+            dashboard_address=None,
+            worker_dashboard_address=None,
+        )
+        client = Client(cluster)
+
+        def mapper(function: Any, items: Any) -> Any:
+            return client.gather(client.map(function, items, pure=False))
+
+    try:
+        started = time.perf_counter()
+        result = plan(problem, method=method, map_function=mapper)  # type: ignore[arg-type]
+        total = time.perf_counter() - started
+    finally:
+        if client is not None:
+            client.close()
+        if cluster is not None:
+            cluster.close()
+    timings = result.timings_s
+    build = (
+        timings.get("build_s", 0.0)
+        + timings.get("chunk_build_s", 0.0)
+        + timings.get("prepare_s", 0.0)
+    )
+    solve = timings.get("solve_s", 0.0) + timings.get("chunk_solve_s", 0.0)
+    line: dict[str, Any] = {
+        "devices": devices,
+        "intervals": problem.horizon.intervals,
+        "method": method,
+        "variables": result.size.get("variables"),
+        "constraints": result.size.get("constraints"),
+        "chunks": result.size.get("chunks"),
+        "build_s": round(build, 3),
+        "solve_s": round(solve, 3),
+        "total_s": round(total, 3),
+        "objective": round(result.objective, 6),
+        "shortfall_kwh": round(sum(r.shortfall_kwh for r in result.requests), 6),
+    }
+    if compare and devices <= MONOLITHIC_LIMIT:
+        started = time.perf_counter()
+        whole = plan(problem, method="arrays")
+        line["monolithic_total_s"] = round(time.perf_counter() - started, 3)
+        line["monolithic_objective"] = round(whole.objective, 6)
+        line["gap"] = (result.objective - whole.objective) / abs(whole.objective)
+    line["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+    return line
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--devices", type=int, nargs="+", default=[100, 1000, 3000])
+    parser.add_argument("--method", default="decomposed", choices=["decomposed", "arrays", "pyomo"])
+    parser.add_argument("--compare-monolithic", action="store_true")
+    parser.add_argument("--workers", type=int, default=0, help="Dask workers (0: in process)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--json", action="store_true", help="JSON lines only")
+    parser.add_argument("--one", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.one:
+        [devices] = args.devices
+        line = measure(devices, args.method, args.compare_monolithic, args.workers, args.seed)
+        print(json.dumps(line), flush=True)
+        return
+    root = Path(__file__).resolve().parents[1]
+    for devices in args.devices:
+        command = [
+            sys.executable,
+            str(Path(__file__).resolve()),
+            "--one",
+            "--devices",
+            str(devices),
+            "--method",
+            args.method,
+            "--workers",
+            str(args.workers),
+            "--seed",
+            str(args.seed),
+        ]
+        if args.compare_monolithic:
+            command.append("--compare-monolithic")
+        done = subprocess.run(
+            command,
+            cwd=root,
+            capture_output=True,
+            text=True,
+            env={"PYTHONPATH": str(root), **__import__("os").environ},
+        )
+        if done.returncode != 0:
+            print(json.dumps({"devices": devices, "error": done.stderr.strip().splitlines()[-1:]}))
+            continue
+        line = json.loads(done.stdout.strip().splitlines()[-1])
+        if args.json:
+            print(json.dumps(line), flush=True)
+        else:
+            print(json.dumps(line), flush=True)
+
+
+if __name__ == "__main__":
+    main()
