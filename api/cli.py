@@ -310,6 +310,27 @@ def _report_plan(result: Any, out: Path, skipped: list[str], as_json: bool) -> N
     console.print(f"plan written to {out}")
 
 
+def _plan(problem: Any, method: str, time_limit: float | None) -> Any:
+    """Plan with the method asked for; ``auto`` plans large LP fleets by chunks on Dask."""
+    from api.compute import chunk_map
+    from optimizer.results import plan
+
+    settings = Settings()
+    devices = len(problem.fleet.devices())
+    if method == "auto":
+        large = devices > settings.decompose_above_devices and not problem.integer
+        method = "decomposed" if large else "arrays"
+    if method == "decomposed":
+        with chunk_map(settings) as mapper:
+            return plan(problem, method="decomposed", map_function=mapper)
+    return plan(problem, method=method, time_limit_s=time_limit)  # type: ignore[arg-type]
+
+
+METHOD_HELP = (
+    "auto (whole LP, or chunks on Dask above DECOMPOSE_ABOVE_DEVICES), arrays, decomposed or pyomo"
+)
+
+
 @optimize_app.command("day-ahead")
 @friendly
 def optimize_day_ahead(
@@ -332,6 +353,7 @@ def optimize_day_ahead(
         bool, typer.Option(help="MILP: contiguous runs, no simultaneous charge/discharge")
     ] = False,
     time_limit: Annotated[float | None, typer.Option(min=0, help="Solver time limit [s]")] = None,
+    method: Annotated[str, typer.Option(help=METHOD_HELP)] = "auto",
     out: Annotated[Path, typer.Option(help="Where to write the plan CSV")] = Path("plan.csv"),
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON")] = False,
 ) -> None:
@@ -340,7 +362,6 @@ def optimize_day_ahead(
 
     from api.planning import prices_for, read_fleet, read_prices
     from optimizer.problem import Horizon, Problem
-    from optimizer.results import plan
 
     step = pd.Timedelta(resolution)
     if date is None:
@@ -361,7 +382,7 @@ def optimize_day_ahead(
         prices=prices_for(read_prices(prices, horizon), demand_charge),
         integer=integer,
     )
-    _report_plan(plan(problem, time_limit_s=time_limit), out, fleet_file.skipped, as_json)
+    _report_plan(_plan(problem, method, time_limit), out, fleet_file.skipped, as_json)
 
 
 @optimize_app.command("capacity")
@@ -385,6 +406,7 @@ def optimize_capacity(
     resolution: Annotated[str, typer.Option(help="Interval length")] = "15min",
     integer: Annotated[bool, typer.Option(help="MILP formulation")] = False,
     time_limit: Annotated[float | None, typer.Option(min=0, help="Solver time limit [s]")] = None,
+    method: Annotated[str, typer.Option(help=METHOD_HELP)] = "auto",
     out: Annotated[Path, typer.Option(help="Where to write the plan CSV")] = Path("plan.csv"),
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON")] = False,
 ) -> None:
@@ -393,7 +415,6 @@ def optimize_capacity(
 
     from api.planning import prices_for, read_fleet, read_prices
     from optimizer.problem import CapacityRequest, Horizon, Problem
-    from optimizer.results import plan
 
     begin = _timestamp(start, "--start")
     finish = _timestamp(end, "--end")
@@ -420,7 +441,7 @@ def optimize_capacity(
     problem = Problem(
         horizon, fleet_file.fleet, prices=price_frame, requests=(request,), integer=integer
     )
-    _report_plan(plan(problem, time_limit_s=time_limit), out, fleet_file.skipped, as_json)
+    _report_plan(_plan(problem, method, time_limit), out, fleet_file.skipped, as_json)
 
 
 @app.command("serve")

@@ -29,6 +29,13 @@ class Settings(BaseSettings):
     )
     max_telemetry_batch: int = Field(50_000, gt=0, description="Readings per POST /v1/telemetry")
     max_bulk_devices: int = Field(10_000, gt=0, description="Devices per POST /v1/devices/bulk")
+    dask_scheduler_address: str | None = Field(
+        None, description="Dask scheduler (tcp://host:8786); a LocalCluster when unset"
+    )
+    dask_workers: int = Field(2, gt=0, description="Workers of the LocalCluster")
+    decompose_above_devices: int = Field(
+        2_000, gt=0, description="Fleets larger than this are planned by chunks on Dask"
+    )
 
     @model_validator(mode="after")
     def _default_database(self) -> Settings:

@@ -18,6 +18,8 @@ For each fleet size one JSON line is printed:
 - ``pyomo_total_s``: one ``solve`` call of Pyomo's HiGHS interface
   (``pyomo.contrib.solver``) on a fresh copy of the model, or null above
   ``--pyomo-max`` devices (its hand-off grows with the square of the model);
+- ``pyomo_handoff_s``: the same call on another fresh copy with a HiGHS time limit
+  of 0 s, so that HiGHS stops at once: Pyomo's hand-off and result handling alone;
 - both objectives (currency), which must agree.
 
 Usage: ``python benchmarks/handoff_bench.py [--devices 100 1000 3000] [--pyomo-max 1000]``
@@ -129,6 +131,7 @@ def bench(devices: int, pyomo_max: int) -> dict[str, Any]:
         "total_s": round(total_s, 3),
         "objective": result.objective,
         "pyomo_total_s": None,
+        "pyomo_handoff_s": None,
         "pyomo_objective": None,
     }
     if devices <= pyomo_max:
@@ -137,6 +140,15 @@ def bench(devices: int, pyomo_max: int) -> dict[str, Any]:
         SolverFactory("highs").solve(reference)
         row["pyomo_total_s"] = round(time.perf_counter() - started, 3)
         row["pyomo_objective"] = pyo.value(reference.bill)
+        stopped = build_fleet(devices)
+        started = time.perf_counter()
+        SolverFactory("highs").solve(
+            stopped,
+            time_limit=0.0,
+            load_solutions=False,
+            raise_exception_on_nonoptimal_result=False,
+        )
+        row["pyomo_handoff_s"] = round(time.perf_counter() - started, 3)
     return row
 
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import highspy
 import numpy as np
@@ -537,6 +538,7 @@ def solve_arrays(
     mip_gap: float | None = None,
     threads: int | None = None,
     options: Mapping[str, bool | int | float | str] | None = None,
+    basis: tuple[list[Any], list[Any]] | None = None,
 ) -> Solution:
     """Solve a built LP with HiGHS and read its solution back into arrays."""
     lp = built.lp
@@ -555,6 +557,7 @@ def solve_arrays(
         mip_gap=mip_gap,
         threads=threads,
         options=options,
+        basis=basis,
     )
     handoff_s = time.perf_counter() - started - outcome.solve_s
     data = built.data
@@ -608,4 +611,5 @@ def solve_arrays(
         costs={k: float(cost_vector[c] @ x[c]) for k, c in built.cost_columns.items()},
         timings_s=timings,
         size=size,
+        basis=outcome.basis,
     )

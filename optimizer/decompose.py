@@ -52,8 +52,13 @@ from optimizer.prepare import Prepared, prepare
 from optimizer.problem import CapacityRequest, Problem, validate
 from optimizer.solution import Solution
 
-#: HiGHS options for chunk LPs: about twice as fast as the defaults on small blocks.
-CHUNK_OPTIONS: dict[str, bool | int | float | str] = {"presolve": "off", "simplex_strategy": 1}
+#: HiGHS options for chunk LPs: about twice as fast as the defaults on small blocks;
+#: one thread each, since chunks run side by side.
+CHUNK_OPTIONS: dict[str, bool | int | float | str] = {
+    "presolve": "off",
+    "simplex_strategy": 1,
+    "threads": 1,
+}
 
 MapFunction = Callable[[Callable[[Any], Any], Sequence[Any]], Iterable[Any]]
 
@@ -252,12 +257,15 @@ def chunk_problem(data: Prepared, chunk: Chunk, rows: list[Row]) -> Problem:
     return replace(problem, fleet=sub, requests=tuple(requests), name=f"{problem.name}-chunk")
 
 
-def solve_chunks(problems: Sequence[Problem]) -> list[Solution]:
-    """Solve chunk problems one after another (the unit of work sent to a worker)."""
+Work = tuple[Problem, tuple[list[Any], list[Any]] | None]
+
+
+def solve_chunks(work: Sequence[Work]) -> list[Solution]:
+    """Solve chunk problems one after another, each from its earlier basis when given
+    (the unit of work sent to a worker)."""
     out = []
-    for problem in problems:
-        built = build_arrays(problem)
-        out.append(solve_arrays(built, options=CHUNK_OPTIONS, threads=1))
+    for problem, basis in work:
+        out.append(solve_arrays(build_arrays(problem), options=CHUNK_OPTIONS, basis=basis))
     return out
 
 
@@ -265,10 +273,10 @@ def _batches(items: Sequence[Any], size: int) -> list[list[Any]]:
     return [list(items[i : i + size]) for i in range(0, len(items), size)]
 
 
-def _run(problems: list[Problem], map_function: MapFunction | None, batch: int) -> list[Solution]:
+def _run(work: list[Work], map_function: MapFunction | None, batch: int) -> list[Solution]:
     # At least eight units of work, so that every worker has some.
-    size = max(1, min(batch, -(-len(problems) // 8)))
-    groups = _batches(problems, size)
+    size = max(1, min(batch, -(-len(work) // 8)))
+    groups = _batches(work, size)
     results = (
         map(solve_chunks, groups) if map_function is None else map_function(solve_chunks, groups)
     )
@@ -312,7 +320,7 @@ def plan_decomposed(
     rows = coupling_rows(data, chunks)
     problems = [chunk_problem(data, chunk, rows) for chunk in chunks]
     prepared_s = time.perf_counter() - started
-    solutions = _run(problems, map_function, batch)
+    solutions = _run([(p, None) for p in problems], map_function, batch)
     spent = {"chunk_build_s": 0.0, "chunk_solve_s": 0.0, "chunk_solves": 0.0}
 
     def account(results: Iterable[Solution]) -> None:
@@ -329,7 +337,11 @@ def plan_decomposed(
         changed = _correct(rows, chunks, solutions, step)
         if not changed:
             break
-        fresh = _run([chunk_problem(data, chunks[c], rows) for c in changed], map_function, batch)
+        fresh = _run(
+            [(chunk_problem(data, chunks[c], rows), solutions[c].basis) for c in changed],
+            map_function,
+            batch,
+        )
         account(fresh)
         rounds_run += 1
         solutions = list(solutions)

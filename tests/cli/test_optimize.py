@@ -237,3 +237,21 @@ def test_bad_fleet_row_names_line_and_field(tmp_path: Path, prices_csv: Path) ->
     )
     assert result.exit_code == 2
     assert "line 3: p_max_kw" in " ".join(result.output.split())
+
+
+def test_decomposed_on_a_local_dask_cluster(
+    fleet_csv: Path, prices_csv: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DASK_WORKERS", "1")
+    args = ["optimize", "day-ahead", "--fleet", str(fleet_csv), "--prices", str(prices_csv)]
+    whole = runner.invoke(app, [*args, "--out", str(tmp_path / "a.csv"), "--json"])
+    parts = runner.invoke(
+        app, [*args, "--out", str(tmp_path / "b.csv"), "--json", "--method", "decomposed"]
+    )
+    assert whole.exit_code == 0 and parts.exit_code == 0, parts.output
+    # One chunk holds this whole fleet: the same optimum either way.
+    assert last_json(parts.stdout)["objective"] == pytest.approx(
+        last_json(whole.stdout)["objective"], rel=1e-6
+    )
+    wrong = runner.invoke(app, [*args, "--method", "fastest"])
+    assert wrong.exit_code == 2 and "method" in wrong.output
