@@ -104,12 +104,13 @@ def partition(data: Prepared, chunk_devices: int) -> list[Chunk]:
     devices_at: dict[int, list[int]] = defaultdict(list)
     for i, device in enumerate(data.problem.fleet.devices()):
         devices_at[data.site_of[device.device_id]].append(i)
+    sites_of: dict[str, list[int]] = defaultdict(list)
+    for s, feeder in enumerate(data.site_feeder):
+        sites_of[feeder].append(s)
     chunks: list[Chunk] = []
     for feeder in data.feeder_ids:
         current: Chunk | None = None
-        for s, site_feeder in enumerate(data.site_feeder):
-            if site_feeder != feeder:
-                continue
+        for s in sites_of[feeder]:
             if current is None or len(current.devices) >= chunk_devices:
                 current = Chunk([], feeder, [])
                 chunks.append(current)
@@ -149,25 +150,30 @@ def coupling_rows(data: Prepared, chunks: list[Chunk]) -> list[Row]:
     """Every request interval and split feeder interval, with each chunk's baseline and room."""
     fleet = data.problem.fleet
     devices = fleet.devices()
+    steps = data.horizon.intervals
     factor = np.array([d.delivery_factor for d in devices])
     baseline = np.array([data.baseline_kw[d.device_id] for d in devices]).reshape(
-        len(devices), data.horizon.intervals
+        len(devices), steps
     )
     room = reduction_room(data) * factor[:, None]
-    chunk_of_site = {s: c for c, chunk in enumerate(chunks) for s in chunk.sites}
-
-    def chunk_totals(c: int, t: int, expected: bool) -> tuple[float, float]:
-        chunk = chunks[c]
-        base = float(data.site_base_kw[chunk.sites, t].sum() + baseline[chunk.devices, t].sum())
-        return base, float(room[chunk.devices, t].sum())
+    # Per chunk and interval: baseline net load (base loads and device baselines) and room.
+    chunk_of_device = np.empty(len(devices), dtype=np.int64)
+    chunk_of_site_array = np.empty(len(data.site_ids), dtype=np.int64)
+    for c, chunk in enumerate(chunks):
+        chunk_of_device[chunk.devices] = c
+        chunk_of_site_array[chunk.sites] = c
+    chunk_base = np.zeros((len(chunks), steps))
+    chunk_room = np.zeros((len(chunks), steps))
+    np.add.at(chunk_base, chunk_of_device, baseline)
+    np.add.at(chunk_base, chunk_of_site_array, data.site_base_kw)
+    np.add.at(chunk_room, chunk_of_device, room)
 
     rows: list[Row] = []
     for r, scope in enumerate(data.scopes):
-        members = sorted({chunk_of_site[s] for s in scope.sites})
+        members = sorted({int(chunk_of_site_array[s]) for s in scope.sites})
         request = scope.request
         for t in scope.intervals:
-            totals = [chunk_totals(c, t, True) for c in members]
-            base = np.array([b for b, _ in totals])
+            base = chunk_base[members, t]
             if request.kw is not None:
                 need = float(request.kw)
             else:
@@ -181,18 +187,20 @@ def coupling_rows(data: Prepared, chunks: list[Chunk]) -> list[Row]:
                     request.shortfall_price_per_kwh,
                     members,
                     base,
-                    np.array([x for _, x in totals]),
+                    chunk_room[members, t],
                     need,
                 )
             )
+    chunks_of: dict[str, list[int]] = defaultdict(list)
+    for c, chunk in enumerate(chunks):
+        chunks_of[chunk.feeder].append(c)
     for feeder in data.feeder_ids:
-        members = [c for c, chunk in enumerate(chunks) if chunk.feeder == feeder]
+        members = chunks_of[feeder]
         limit = data.feeder_import_max_kw[feeder]
         if len(members) < 2 or limit is None:
             continue
-        for t in range(data.horizon.intervals):
-            totals = [chunk_totals(c, t, False) for c in members]
-            base = np.array([b for b, _ in totals])
+        for t in range(steps):
+            base = chunk_base[members, t]
             rows.append(
                 Row(
                     -1,
@@ -201,7 +209,7 @@ def coupling_rows(data: Prepared, chunks: list[Chunk]) -> list[Row]:
                     data.problem.limit_violation_cost_per_kwh,
                     members,
                     base,
-                    np.array([x for _, x in totals]),
+                    chunk_room[members, t],
                     float(base.sum() - limit),
                 )
             )
@@ -220,7 +228,7 @@ def chunk_problem(data: Prepared, chunk: Chunk, rows: list[Row]) -> Problem:
     devices = fleet.devices()
     mine = [devices[i] for i in sorted(chunk.devices)]
     split = any(request < 0 for request, _ in chunk.groups)
-    whole = {f.feeder_id: f for f in fleet.feeders}.get(chunk.feeder)
+    whole = data.feeders.get(chunk.feeder)
     feeder = Feeder(
         chunk.feeder,
         region=whole.region if whole else None,
@@ -380,20 +388,33 @@ def _correct(
     it missed is moved).
     """
     changed: set[int] = set()
-    short: dict[tuple[int, int], float] = {}
-    marginal: dict[tuple[int, int], float] = {}
+    # Every (row, position) entry flattened, so that the rows needing work are found
+    # with array operations and only those are visited one by one.
+    sizes = np.array([len(row.chunks) for row in rows], dtype=np.int64)
+    offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
+    missing_all = np.zeros(int(sizes.sum()))
+    marginal_all = np.full(int(sizes.sum()), np.inf)
     for c, chunk in enumerate(chunks):
         solution = solutions[c]
-        for k, j, index, position in chunk.entries():
-            short[index, position] = float(solution.request_shortfall_kw[k][j])
+        for k, members in enumerate(chunk.groups.values()):
+            flat = offsets[[index for index, _ in members]] + [position for _, position in members]
+            missing_all[flat] = solution.request_shortfall_kw[k]
             dual = solution.request_dual[k]
-            marginal[index, position] = -float(dual[j]) if dual is not None else np.inf
-    for index, row in enumerate(rows):
+            if dual is not None:
+                marginal_all[flat] = -dual
+    busy = sizes >= 2
+    if busy.any():
+        low = np.minimum.reduceat(marginal_all, offsets)
+        high = np.maximum.reduceat(marginal_all, offsets)
+        lacking = np.add.reduceat(missing_all, offsets)
+        spread = high - low > 1e-6 * np.maximum(1.0, np.abs(np.where(np.isfinite(low), low, 0)))
+        busy &= spread | (lacking > 1e-6)
+    for index in np.flatnonzero(busy):
+        row = rows[index]
         count = len(row.chunks)
-        if count < 2:
-            continue
-        missing = np.array([short[index, p] for p in range(count)])
-        costs = np.array([marginal[index, p] for p in range(count)])
+        span = slice(int(offsets[index]), int(offsets[index]) + count)
+        missing = missing_all[span]
+        costs = marginal_all[span]
         cheapest = float(costs.min())
         dear = (costs > cheapest + 1e-6 * max(1.0, abs(cheapest))) | (missing > 1e-6)
         spare = np.clip(row.room_kw - row.share_kw, 0, None) * ~dear

@@ -20,6 +20,7 @@ from optimizer.devices import (
     Battery,
     CurtailableLoad,
     ElectricVehicle,
+    Feeder,
     HeatPump,
     PhotovoltaicSystem,
     ShiftableLoad,
@@ -64,6 +65,7 @@ class Prepared:
     feeder_import_max_kw: dict[str, float | None]
     feeder_export_max_kw: dict[str, float | None]
     feeder_region: dict[str, str | None]
+    feeders: dict[str, Feeder]
     import_price: np.ndarray | None
     export_price: np.ndarray | None
     demand_charge_per_kw: float
@@ -139,6 +141,7 @@ def prepare(problem: Problem) -> Prepared:
             f: feeders[f].export_max_kw if f in feeders else None for f in feeder_ids
         },
         feeder_region={f: feeders[f].region if f in feeders else None for f in feeder_ids},
+        feeders=feeders,
         import_price=series(prices.import_price_per_kwh, horizon) if prices else None,
         export_price=_export_price(prices, horizon),
         demand_charge_per_kw=prices.demand_charge_per_kw if prices else 0.0,
