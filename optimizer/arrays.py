@@ -16,7 +16,6 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
 
 import highspy
 import numpy as np
@@ -110,10 +109,12 @@ class Built:
     build_s: float = 0.0
 
 
-def build_arrays(problem: Problem) -> Built:
-    """Validate ``problem`` and build its LP as arrays."""
+def build_arrays(problem: Problem, check: bool = True) -> Built:
+    """Validate ``problem`` (unless ``check`` is false: a part of a problem already
+    validated whole) and build its LP as arrays."""
     started = time.perf_counter()
-    validate(problem)
+    if check:
+        validate(problem)
     data = prepare(problem)
     fleet = problem.fleet
     steps = data.horizon.intervals
@@ -538,7 +539,7 @@ def solve_arrays(
     mip_gap: float | None = None,
     threads: int | None = None,
     options: Mapping[str, bool | int | float | str] | None = None,
-    basis: tuple[list[Any], list[Any]] | None = None,
+    basis: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> Solution:
     """Solve a built LP with HiGHS and read its solution back into arrays."""
     lp = built.lp

@@ -265,7 +265,7 @@ def chunk_problem(data: Prepared, chunk: Chunk, rows: list[Row]) -> Problem:
     return replace(problem, fleet=sub, requests=tuple(requests), name=f"{problem.name}-chunk")
 
 
-Work = tuple[Problem, tuple[list[Any], list[Any]] | None]
+Work = tuple[Problem, tuple[np.ndarray, np.ndarray] | None]
 
 
 def solve_chunks(work: Sequence[Work]) -> list[Solution]:
@@ -273,7 +273,8 @@ def solve_chunks(work: Sequence[Work]) -> list[Solution]:
     (the unit of work sent to a worker)."""
     out = []
     for problem, basis in work:
-        out.append(solve_arrays(build_arrays(problem), options=CHUNK_OPTIONS, basis=basis))
+        built = build_arrays(problem, check=False)  # the whole problem was validated
+        out.append(solve_arrays(built, options=CHUNK_OPTIONS, basis=basis))
     return out
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 
@@ -41,7 +40,7 @@ class Solution:
     timings_s: dict[str, float] = field(default_factory=dict)
     size: dict[str, int] = field(default_factory=dict)
     #: Simplex basis (column and row statuses) to warm-start an LP of the same shape.
-    basis: tuple[list[Any], list[Any]] | None = None
+    basis: tuple[np.ndarray, np.ndarray] | None = None
 
     @classmethod
     def empty(cls, status: str, timings: dict[str, float], size: dict[str, int]) -> Solution:
