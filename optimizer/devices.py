@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 import pandas as pd
@@ -245,12 +246,17 @@ class Fleet:
     heat_pumps: tuple[HeatPump, ...] = ()
     pv_systems: tuple[PhotovoltaicSystem, ...] = ()
 
-    def devices(self) -> list[Device]:
-        return [
+    def devices(self) -> tuple[Device, ...]:
+        """Every device, kind by kind, in a fixed order (built once per fleet)."""
+        return self._devices
+
+    @cached_property
+    def _devices(self) -> tuple[Device, ...]:
+        return (
             *self.batteries,
             *self.vehicles,
             *self.shiftable_loads,
             *self.curtailable_loads,
             *self.heat_pumps,
             *self.pv_systems,
-        ]
+        )
