@@ -655,6 +655,10 @@ def run_lp(
     model_status = highs.getModelStatus()
     info = highs.getInfo()
     has_point = info.primal_solution_status == int(highspy.SolutionStatus.kSolutionStatusFeasible)
+    if model_status == highspy.HighsModelStatus.kModelEmpty:
+        # No columns and no rows: nothing to decide, and nothing it could cost.
+        empty = np.zeros(0)
+        return ArrayOutcome("optimal", 0.0, 0.0, solve_s, empty, empty.copy(), None)
     if model_status == highspy.HighsModelStatus.kOptimal:
         status, feasible = "optimal", True
     elif model_status in _NO_SOLUTION_STATUSES:

@@ -565,3 +565,38 @@ def test_handoff_makes_the_same_highs_calls_whatever_the_size(
     assert small["changeColsIntegrality"] <= 1
     assert not PER_ITEM_METHODS & set(small)
     assert small["run"] == 1
+
+
+def test_run_lp_arrays_optimum_duals_basis_and_empty() -> None:
+    """The array twin of solve(): min 2x + 3y, x + y >= 4, x <= 3 (x, y >= 0)."""
+    import scipy.sparse as sp
+
+    from optimizer.highs import run_lp
+
+    matrix = sp.csc_array(np.array([[1.0, 1.0]]))
+    args = {
+        "cost": np.array([2.0, 3.0]),
+        "column_lower": np.zeros(2),
+        "column_upper": np.array([3.0, np.inf]),
+        "row_lower": np.array([4.0]),
+        "row_upper": np.array([np.inf]),
+        "matrix": matrix,
+        "integer": np.zeros(2, dtype=bool),
+    }
+    first = run_lp(**args)
+    assert first.status == "optimal" and first.objective == pytest.approx(9.0)
+    assert first.x is not None and first.row_dual is not None and first.basis is not None
+    np.testing.assert_allclose(first.x, [3.0, 1.0])
+    assert first.row_dual[0] == pytest.approx(3.0)
+    warm = run_lp(**{**args, "row_lower": np.array([5.0])}, basis=first.basis)
+    assert warm.objective == pytest.approx(12.0)
+    empty = run_lp(
+        cost=np.zeros(0),
+        column_lower=np.zeros(0),
+        column_upper=np.zeros(0),
+        row_lower=np.zeros(0),
+        row_upper=np.zeros(0),
+        matrix=sp.csc_array((0, 0)),
+        integer=np.zeros(0, dtype=bool),
+    )
+    assert (empty.status, empty.objective) == ("optimal", 0.0)
