@@ -248,8 +248,10 @@ def _insert_ignoring_duplicates(session: Session, frame: pd.DataFrame) -> int:
             "ts timestamptz, p_kw float8, soc_frac float8, online boolean) ON COMMIT DELETE ROWS"
         )
         with cursor.copy(
-            "COPY telemetry_incoming (device_key, ts, p_kw, soc_frac, online) FROM STDIN"
+            "COPY telemetry_incoming (device_key, ts, p_kw, soc_frac, online) "
+            "FROM STDIN (FORMAT BINARY)"
         ) as copy:
+            copy.set_types(["int4", "timestamptz", "float8", "float8", "bool"])
             for row in zip(keys, stamps, p_kw, soc, online, strict=True):
                 copy.write_row(row)
         cursor.execute(
