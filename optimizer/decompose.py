@@ -28,7 +28,6 @@ whole problem's optimum (the allocation is one feasible split, not always the be
 
 from __future__ import annotations
 
-import gc
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
@@ -321,32 +320,6 @@ def plan_decomposed(
     (Prepared, Solution)
         The whole problem's arrays and the assembled solution.
     """
-    # Millions of small objects live through a fleet plan; the cyclic garbage collector
-    # rescanning them made the 100,000-device plan superlinear. Nothing here makes
-    # cycles that need collecting before the plan ends.
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        return _plan_decomposed(
-            problem,
-            chunk_devices=chunk_devices,
-            rounds=rounds,
-            map_function=map_function,
-            batch=batch,
-        )
-    finally:
-        if was_enabled:
-            gc.enable()
-
-
-def _plan_decomposed(
-    problem: Problem,
-    *,
-    chunk_devices: int = 24,
-    rounds: int = 4,
-    map_function: MapFunction | None = None,
-    batch: int = 200,
-) -> tuple[Prepared, Solution]:
     if problem.integer:
         raise ValueError("integer: the decomposed path plans LPs; use plan(method='arrays')")
     started = time.perf_counter()

@@ -288,16 +288,8 @@ def _solve(
         # No columns: every variable was fixed or unused. HiGHS reports 0 and no
         # solution, but the (empty) problem is solved and its value is the offset.
         status, feasible, objective = "optimal", True, arrays.offset
-    elif model_status == highspy.HighsModelStatus.kOptimal:
-        status, feasible = "optimal", True
-    elif model_status in _NO_SOLUTION_STATUSES:
-        status, feasible = _NO_SOLUTION_STATUSES[model_status], False
-    elif model_status in _LIMIT_STATUSES:
-        status, feasible = _LIMIT_STATUSES[model_status], has_point
-        if not has_point:
-            status += "_no_solution"
     else:
-        status, feasible = "error", False
+        status, feasible = _status(model_status, has_point)
 
     if not feasible:
         return _result(status, arrays, build_s, handoff_s, solve_s)
@@ -329,6 +321,18 @@ def _solve(
         rows=arrays.row_count,
         nonzeros=len(arrays.value),
     )
+
+
+def _status(model_status: highspy.HighsModelStatus, has_point: bool) -> tuple[str, bool]:
+    """Our status name for HiGHS's model status, and whether a usable point exists."""
+    if model_status == highspy.HighsModelStatus.kOptimal:
+        return "optimal", True
+    if model_status in _NO_SOLUTION_STATUSES:
+        return _NO_SOLUTION_STATUSES[model_status], False
+    if model_status in _LIMIT_STATUSES:
+        name = _LIMIT_STATUSES[model_status]
+        return (name, True) if has_point else (name + "_no_solution", False)
+    return "error", False
 
 
 def _check_options(time_limit_s: float | None, mip_gap: float | None, threads: int | None) -> None:
@@ -659,16 +663,7 @@ def run_lp(
         # No columns and no rows: nothing to decide, and nothing it could cost.
         empty = np.zeros(0)
         return ArrayOutcome("optimal", 0.0, 0.0, solve_s, empty, empty.copy(), None)
-    if model_status == highspy.HighsModelStatus.kOptimal:
-        status, feasible = "optimal", True
-    elif model_status in _NO_SOLUTION_STATUSES:
-        status, feasible = _NO_SOLUTION_STATUSES[model_status], False
-    elif model_status in _LIMIT_STATUSES:
-        status, feasible = _LIMIT_STATUSES[model_status], has_point
-        if not has_point:
-            status += "_no_solution"
-    else:
-        status, feasible = "error", False
+    status, feasible = _status(model_status, has_point)
     if not feasible:
         return ArrayOutcome(status, None, None, solve_s, None, None)
     is_mip = bool(arrays.integer.any())
