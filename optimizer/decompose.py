@@ -24,6 +24,9 @@ chunk never splits a site), their feeder's capacity and the capacity requests. S
 
 The result is feasible for every device, site and feeder; its cost is at least the
 whole problem's optimum (the allocation is one feasible split, not always the best).
+A split feeder's capacity becomes a ceiling on each chunk's *expected* net load, the
+way requests are written; with delivery factors below 1 that is conservative for
+reductions and not for increases (exact when every factor is 1).
 """
 
 from __future__ import annotations
