@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import subprocess
 import sys
@@ -129,7 +130,7 @@ def main() -> None:
             cwd=root,
             capture_output=True,
             text=True,
-            env={"PYTHONPATH": str(root), **__import__("os").environ},
+            env={"PYTHONPATH": str(root), **os.environ},
         )
         if done.returncode != 0:
             print(json.dumps({"devices": devices, "error": done.stderr.strip().splitlines()[-1:]}))
@@ -138,7 +139,13 @@ def main() -> None:
         if args.json:
             print(json.dumps(line), flush=True)
         else:
-            print(json.dumps(line), flush=True)
+            gap = f", gap {line['gap']:.2%}" if "gap" in line else ""
+            print(
+                f"{devices:>7} devices: {line['total_s']:8.2f} s total "
+                f"(build {line['build_s']:.2f} s, solve {line['solve_s']:.2f} s), "
+                f"{line['peak_rss_mb']:.0f} MB, objective {line['objective']:.2f}{gap}",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

@@ -465,7 +465,6 @@ def build_arrays(problem: Problem, check: bool = True) -> Built:
         req_upper: list[np.ndarray] = []
         req_sign: list[np.ndarray] = []
         req_price: list[np.ndarray] = []
-        scope_base: list[np.ndarray] = []
         count = 0
         for scope in data.scopes:
             request = scope.request
@@ -480,7 +479,6 @@ def build_arrays(problem: Problem, check: bool = True) -> Built:
                 scope_base_kw = scope_base_kw + baseline[
                     (in_scope[:, None] * steps + intervals[None, :])
                 ].sum(axis=0)
-            scope_base.append(scope_base_kw)
             reduction = request.kw is not None
             req_sign.append(np.full(len(intervals), -1.0 if reduction else 1.0))
             req_lower.append(

@@ -257,21 +257,12 @@ def _solve(
 
     started = time.perf_counter()
     arrays = _build_arrays(compiled)
-    highs = highspy.Highs()
-    _set_option(highs, "output_flag", log)
-    if time_limit_s is not None:
-        _set_option(highs, "time_limit", float(time_limit_s))
-    if mip_gap is not None:
-        _set_option(highs, "mip_rel_gap", float(mip_gap))
-    if threads is not None:
-        _set_option(highs, "threads", int(threads))
+    highs = _configured(log, time_limit_s, mip_gap, threads, None)
     pass_status = highs.passModel(_to_highs_lp(arrays))
     handoff_s = time.perf_counter() - started
     if pass_status == highspy.HighsStatus.kError:
         return _result("error", arrays, build_s, handoff_s, 0.0)
 
-    if threads is not None:
-        highspy.Highs.resetGlobalScheduler(True)
     started = time.perf_counter()
     run_status = highs.run()
     solve_s = time.perf_counter() - started
@@ -321,6 +312,32 @@ def _solve(
         rows=arrays.row_count,
         nonzeros=len(arrays.value),
     )
+
+
+def _configured(
+    log: bool,
+    time_limit_s: float | None,
+    mip_gap: float | None,
+    threads: int | None,
+    options: Mapping[str, bool | int | float | str] | None,
+) -> highspy.Highs:
+    """A HiGHS instance with the options both hand-offs take.
+
+    Setting ``threads`` resets the process's HiGHS thread pool, which refuses to run
+    with a count other than the one it was started with.
+    """
+    highs = highspy.Highs()
+    _set_option(highs, "output_flag", log)
+    if time_limit_s is not None:
+        _set_option(highs, "time_limit", float(time_limit_s))
+    if mip_gap is not None:
+        _set_option(highs, "mip_rel_gap", float(mip_gap))
+    if threads is not None:
+        _set_option(highs, "threads", int(threads))
+        highspy.Highs.resetGlobalScheduler(True)
+    for name, value in (options or {}).items():
+        _set_option(highs, name, value)
+    return highs
 
 
 def _status(model_status: highspy.HighsModelStatus, has_point: bool) -> tuple[str, bool]:
@@ -605,17 +622,7 @@ def run_lp(
         columns=(),
         row_constraints=[],
     )
-    highs = highspy.Highs()
-    _set_option(highs, "output_flag", False)
-    if time_limit_s is not None:
-        _set_option(highs, "time_limit", float(time_limit_s))
-    if mip_gap is not None:
-        _set_option(highs, "mip_rel_gap", float(mip_gap))
-    if threads is not None:
-        _set_option(highs, "threads", int(threads))
-        highspy.Highs.resetGlobalScheduler(True)
-    for name, value in (options or {}).items():
-        _set_option(highs, name, value)
+    highs = _configured(False, time_limit_s, mip_gap, threads, options)
     if arrays.integer.any():
         passed = highs.passModel(_to_highs_lp(arrays))
     else:

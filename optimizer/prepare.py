@@ -17,13 +17,9 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from optimizer.devices import (
-    Battery,
-    CurtailableLoad,
     ElectricVehicle,
     Feeder,
     HeatPump,
-    PhotovoltaicSystem,
-    ShiftableLoad,
 )
 from optimizer.problem import CapacityRequest, Horizon, Prices, Problem, series
 
@@ -221,13 +217,3 @@ def _scope(request: CapacityRequest, data: Prepared) -> RequestScope:
     if request.cap_kw is not None:
         cap = np.broadcast_to(np.asarray(request.cap_kw, dtype=float), (last - first,)).copy()
     return RequestScope(request, sites, tuple(range(first, last)), cap)
-
-
-DEVICE_KINDS = (
-    Battery,
-    ElectricVehicle,
-    ShiftableLoad,
-    CurtailableLoad,
-    HeatPump,
-    PhotovoltaicSystem,
-)
