@@ -2,21 +2,19 @@
 
 from __future__ import annotations
 
-import functools
 import json
-from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Column, Table
-from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
+from api.cli_support import friendly
+from api.forecast_cli import forecast_app
 from api.settings import Settings
 from registry.db import make_engine, session_factory, upgrade
-from registry.errors import RegistryError
 
 app = typer.Typer(
     help="OpenVPP: demand-response dispatch for virtual power plants.", no_args_is_help=True
@@ -29,31 +27,9 @@ app.add_typer(keys_app, name="keys")
 app.add_typer(registry_app, name="registry")
 optimize_app = typer.Typer(help="Plan a fleet with the optimizer.", no_args_is_help=True)
 app.add_typer(optimize_app, name="optimize")
+app.add_typer(forecast_app, name="forecast")
 
 console = Console(stderr=True)
-F = TypeVar("F", bound=Callable[..., Any])
-
-
-def friendly(func: F) -> F:
-    """Report expected failures as one clear line and exit 2, never a traceback."""
-
-    @functools.wraps(func)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return func(*args, **kwargs)
-        except typer.Exit:
-            raise
-        except RegistryError as exc:
-            console.print(f"[red]error:[/red] {exc}")
-        except OperationalError as exc:
-            console.print(f"[red]error:[/red] database unreachable: {exc.orig}")
-        except SQLAlchemyError as exc:
-            console.print(f"[red]error:[/red] database: {exc}")
-        except (OSError, ValueError, RuntimeError) as exc:
-            console.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(2)
-
-    return wrapper  # type: ignore[return-value]
 
 
 def _sessions(settings: Settings) -> Any:

@@ -92,11 +92,10 @@ def backtest(
         raise ForecastError("folds", f"{folds} is outside 1 to 52")
     started = time.perf_counter()
     spec = make_model().spec
+    index = pd.DatetimeIndex(target.index)
     start = pd.Timestamp(test_start) if test_start is not None else default_test_start(target)
-    if (start.tzinfo is None) != (target.index.tz is None):
-        start = (
-            start.tz_localize(target.index.tz) if start.tzinfo is None else start.tz_convert(None)
-        )
+    if (start.tzinfo is None) != (index.tz is None):
+        start = start.tz_localize(index.tz) if start.tzinfo is None else start.tz_convert(None)
     known = target.dropna()
     if known.empty or start >= known.index[-1]:
         raise ForecastError("test_start", f"{start} leaves nothing to test")
@@ -106,7 +105,7 @@ def backtest(
             f"{start} leaves {start - known.index[0]} of training data; at least "
             f"{spec.history_needed + 28 * DAY} is needed",
         )
-    test_index = target.index[target.index >= start]
+    test_index = index[index >= start]
     cut = cutoffs(test_index, spec)
     unique = pd.DatetimeIndex(cut.unique())
     if len(unique) < folds:

@@ -116,9 +116,10 @@ def make_features(
     ``target`` must be on the regular grid of ``spec.freq``; intervals of ``at`` beyond
     its end are forecast from what it holds (their lags are NaN where unknown).
     """
-    if target.index.freq is None or pd.Timedelta(target.index.freq) != spec.freq:
-        target = target.asfreq(spec.freq)
-    at = target.index if at is None else pd.DatetimeIndex(at)
+    index = pd.DatetimeIndex(target.index)
+    if index.freq is None or pd.Timedelta(index.freq) != spec.freq:  # type: ignore[arg-type]
+        target = target.asfreq(spec.freq)  # type: ignore[arg-type]
+    at = pd.DatetimeIndex(target.index if at is None else at)
     if len(at) == 0:
         return pd.DataFrame(columns=spec.columns(), dtype=float)
     start = min(target.index[0], at[0]) if len(target) else at[0]
@@ -210,7 +211,7 @@ def _holidays(index: pd.DatetimeIndex, country: str | None) -> np.ndarray:
             "country", f"{country!r} is not a country the holidays package knows"
         ) from exc
     days = pd.Index(index.date)
-    return days.isin(list(calendar.keys())).astype(float)
+    return np.asarray(days.isin(list(calendar.keys())), dtype=float)  # type: ignore[arg-type]
 
 
 def history_span(target: pd.Series) -> pd.Timedelta:

@@ -14,38 +14,39 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 import numpy as np
+import numpy.typing as npt
 
 
-def mae(actual: np.ndarray, forecast: np.ndarray) -> float:
+def mae(actual: npt.ArrayLike, forecast: npt.ArrayLike) -> float:
     """Mean absolute error [unit of the series]."""
     return float(np.mean(np.abs(np.asarray(actual) - np.asarray(forecast))))
 
 
-def rmse(actual: np.ndarray, forecast: np.ndarray) -> float:
+def rmse(actual: npt.ArrayLike, forecast: npt.ArrayLike) -> float:
     """Root mean squared error [unit of the series]."""
     return float(np.sqrt(np.mean((np.asarray(actual) - np.asarray(forecast)) ** 2)))
 
 
-def nmae(actual: np.ndarray, forecast: np.ndarray) -> float:
+def nmae(actual: npt.ArrayLike, forecast: npt.ArrayLike) -> float:
     """MAE divided by the mean absolute actual value [-]."""
-    scale = float(np.mean(np.abs(actual)))
+    scale = float(np.mean(np.abs(np.asarray(actual))))
     return mae(actual, forecast) / scale if scale > 0 else float("nan")
 
 
-def pinball(actual: np.ndarray, quantiles: Mapping[float, np.ndarray]) -> float:
+def pinball(actual: npt.ArrayLike, quantiles: Mapping[float, npt.ArrayLike]) -> float:
     """Pinball (quantile) loss averaged over the quantiles given [unit of the series]."""
-    actual = np.asarray(actual)
+    observed = np.asarray(actual)
     losses = []
     for q, forecast in quantiles.items():
-        error = actual - np.asarray(forecast)
+        error = observed - np.asarray(forecast)
         losses.append(np.mean(np.maximum(q * error, (q - 1) * error)))
     return float(np.mean(losses))
 
 
-def coverage(actual: np.ndarray, lower: np.ndarray, upper: np.ndarray) -> float:
+def coverage(actual: npt.ArrayLike, lower: npt.ArrayLike, upper: npt.ArrayLike) -> float:
     """Share of actual values inside ``[lower, upper]`` [-]."""
-    actual = np.asarray(actual)
-    return float(np.mean((actual >= lower) & (actual <= upper)))
+    observed = np.asarray(actual)
+    return float(np.mean((observed >= np.asarray(lower)) & (observed <= np.asarray(upper))))
 
 
 def skill(model_mae: float, naive_mae: float) -> float:

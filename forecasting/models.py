@@ -56,7 +56,8 @@ class LoadForecaster:
     calibration_days : int
         Days held out at the end of the training data to calibrate the band; 0 = none.
     min_history_days : int
-        Least history (with values) accepted for training.
+        Least days of training data after the features' warm-up
+        (``spec.history_needed``), 80% of their intervals with values.
     learning_rate, max_iter, max_leaf_nodes, min_samples_leaf : gradient boosting settings
     random_state : int
         Seed for every random choice.
@@ -66,7 +67,7 @@ class LoadForecaster:
     model: str = "gbm"
     quantiles: tuple[float, ...] = QUANTILES
     calibration_days: int = 56
-    min_history_days: int = 56
+    min_history_days: int = 28
     learning_rate: float = 0.1
     max_iter: int = 100
     max_leaf_nodes: int = 31
@@ -91,12 +92,15 @@ class LoadForecaster:
         """Fit on every interval of ``target`` that has a value and its features."""
         self._check_series(target)
         features = make_features(target, self.spec, weather)
-        usable = target.notna().to_numpy() & _complete(features)
-        if usable.sum() < self.min_history_days * self.spec.steps_per_day // 2:
+        known = target.dropna()
+        warm = known.index[0] + self.spec.history_needed if len(known) else None
+        usable = target.notna().to_numpy() & (target.index >= warm if warm else False)
+        if usable.sum() < 0.8 * self.min_history_days * self.spec.steps_per_day:
             raise ForecastError(
                 "data",
-                f"{int(usable.sum())} usable intervals; training needs at least "
-                f"{self.min_history_days} days with values and 35 days of history before them",
+                f"{int(usable.sum())} usable intervals after the first "
+                f"{self.spec.history_needed.days} days of history; training needs "
+                f"{self.min_history_days} days of them (80% with values)",
             )
         X, y = features[usable], target[usable].to_numpy(dtype=float)
         self.margin_ = 0.0
@@ -180,7 +184,7 @@ class LoadForecaster:
             if cutoff < after:
                 cutoff = cutoff + self.spec.horizon
         cutoff = pd.Timestamp(cutoff)
-        if (cutoff.tzinfo is None) != (history.index.tz is None):
+        if (cutoff.tzinfo is None) != (pd.DatetimeIndex(history.index).tz is None):
             raise ForecastError(
                 "cutoff", "give it with the same time zone as the data's timestamps"
             )
@@ -211,11 +215,6 @@ class LoadForecaster:
 
 def _name(q: float) -> str:
     return f"p{round(q * 100):02d}"
-
-
-def _complete(features: pd.DataFrame) -> np.ndarray:
-    """Rows with their lag profile known (the first weeks of a series are not)."""
-    return features["profile_28d_mean"].notna().to_numpy() & features["last"].notna().to_numpy()
 
 
 def _linear_pipeline(columns: list[str]) -> Any:

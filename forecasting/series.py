@@ -101,9 +101,11 @@ def from_frame(
     for column in weather_columns:
         values[column] = pd.to_numeric(frame[column][usable], errors="coerce").to_numpy()
     values = values.sort_index()
-    native = pd.Series(values.index).diff().dropna()
-    native = native[native > pd.Timedelta(0)]
-    step = native.median() if len(native) else pd.Timedelta("1h")
+    # The data's resolution: the most common step between timestamps (those of rows
+    # without a value too, since they still show the grid).
+    steps = pd.Series(stamps.dropna().sort_values().unique()).diff().dropna()
+    steps = steps[steps > pd.Timedelta(0)]
+    step = pd.Timedelta(steps.mode().iloc[0]) if len(steps) else pd.Timedelta("1h")
     grid = parse_freq(freq if freq is not None else step)
     if step < grid and grid % step != pd.Timedelta(0):
         raise ForecastError("freq", f"{grid} is not a multiple of the data's resolution {step}")
