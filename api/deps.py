@@ -71,3 +71,4 @@ TelemetrySender = Annotated[Principal, Depends(allow(Role.integrator, Role.aggre
 GridViewer = Annotated[
     Principal, Depends(allow(Role.operator, Role.aggregator, Role.integrator, Role.analyst))
 ]
+ForecastUser = Annotated[Principal, Depends(allow(Role.analyst, Role.aggregator))]

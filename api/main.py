@@ -6,7 +6,7 @@ from fastapi import FastAPI
 from sqlalchemy import Engine
 
 from api import errors
-from api.routers import devices, enrollments, grid, health, programs, telemetry
+from api.routers import devices, enrollments, forecasts, grid, health, programs, telemetry
 from api.settings import Settings
 from registry.db import make_engine, session_factory
 
@@ -29,6 +29,6 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     app.state.engine = engine
     app.state.session_factory = session_factory(engine)
     errors.install(app)
-    for module in (health, devices, programs, enrollments, telemetry, grid):
+    for module in (health, devices, programs, enrollments, telemetry, grid, forecasts):
         app.include_router(module.router)
     return app

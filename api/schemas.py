@@ -4,9 +4,9 @@ are in ``registry.schemas``)."""
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 
 class DeliveryRecord(BaseModel):
@@ -244,3 +244,44 @@ class CapacityRow(BaseModel):
     online_flex_kw: float
     available_devices: int
     available_flex_kw: float
+
+
+class ForecastIn(BaseModel):
+    """A load forecast for one device, site or feeder from its stored telemetry."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    device_id: str | None = Field(None, description="Forecast one device")
+    site_id: str | None = Field(None, description="...or the sum of a site's devices")
+    feeder: str | None = Field(None, description="...or the sum of a feeder's devices")
+    cutoff: AwareDatetime | None = Field(
+        None, description="Issue time (default now); the forecast starts here"
+    )
+    horizon: str = Field("1D", description="Length, e.g. 1D or 6h (at most 7 days)")
+    freq: str = Field("15min", description="Resolution: 15min, 30min, 1h, ...")
+    history_days: int = Field(90, ge=3, le=400, description="Days of telemetry to learn from")
+    model: Literal["auto", "gbm", "linear", "profile"] = Field(
+        "auto",
+        description="auto: gradient boosting when the history is long enough, else profile",
+    )
+    timezone: str = Field("UTC", description="Local time zone of the scope (calendar features)")
+    country: str | None = Field(None, description="ISO country code for public holidays")
+
+
+class ForecastPoint(BaseModel):
+    start: datetime
+    p10_kw: float
+    p50_kw: float
+    p90_kw: float
+
+
+class ForecastOut(BaseModel):
+    scope: dict[str, str]
+    devices: int
+    method: str
+    cutoff: datetime
+    freq: str
+    horizon: str
+    history: dict[str, Any]
+    notes: list[str]
+    intervals: list[ForecastPoint]

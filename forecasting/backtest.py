@@ -91,7 +91,9 @@ def backtest(
     if not 1 <= folds <= 52:
         raise ForecastError("folds", f"{folds} is outside 1 to 52")
     started = time.perf_counter()
-    spec = make_model().spec
+    probe = make_model()
+    spec = probe.spec
+    needed = spec.history_needed + probe.min_history_days * DAY
     index = pd.DatetimeIndex(target.index)
     start = pd.Timestamp(test_start) if test_start is not None else default_test_start(target)
     if (start.tzinfo is None) != (index.tz is None):
@@ -99,11 +101,11 @@ def backtest(
     known = target.dropna()
     if known.empty or start >= known.index[-1]:
         raise ForecastError("test_start", f"{start} leaves nothing to test")
-    if start - known.index[0] < spec.history_needed + 28 * DAY:
+    if start - known.index[0] < needed:
         raise ForecastError(
             "test_start",
             f"{start} leaves {start - known.index[0]} of training data; at least "
-            f"{spec.history_needed + 28 * DAY} is needed",
+            f"{needed} is needed",
         )
     test_index = index[index >= start]
     cut = cutoffs(test_index, spec)

@@ -71,8 +71,9 @@ class FeatureSpec:
 
     @property
     def history_needed(self) -> pd.Timedelta:
-        """History a cut-off needs behind it for every feature."""
-        return (self.first_lag_days + 28) * DAY
+        """History a cut-off needs behind it: two weeks of day lags (the 28-day
+        profiles use what there is of their window)."""
+        return (self.first_lag_days + 14) * DAY
 
     def columns(self) -> list[str]:
         first = self.first_lag_days
