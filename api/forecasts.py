@@ -1,4 +1,4 @@
-"""Forecasts from stored telemetry: a device's, a site's or a feeder's load.
+"""Forecasts from stored telemetry: the load of a device, site, feeder or region.
 
 The composition of the registry (telemetry) and :mod:`forecasting`: read the scope's
 readings, put them on a grid, train a model on them and forecast the next horizon, or,
@@ -35,11 +35,13 @@ MIN_REPORTING = 0.8
 
 @dataclass(frozen=True)
 class ForecastQuery:
-    """What to forecast. Exactly one of ``device_id``, ``site_id`` and ``feeder``."""
+    """What to forecast. Exactly one of ``device_id``, ``site_id``, ``feeder`` and
+    ``region``."""
 
     device_id: str | None = None
     site_id: str | None = None
     feeder: str | None = None
+    region: str | None = None
     cutoff: datetime | None = None
     horizon: str = "1D"
     freq: str = "15min"
@@ -69,15 +71,25 @@ def _scope(session: Session, query: ForecastQuery) -> tuple[dict[str, str], list
             ("device_id", query.device_id),
             ("site_id", query.site_id),
             ("feeder", query.feeder),
+            ("region", query.region),
         )
         if v
     }
     if len(given) != 1:
         raise InvalidInput(
-            [Problem("device_id", "give exactly one of device_id, site_id and feeder", given)]
+            [
+                Problem(
+                    "device_id", "give exactly one of device_id, site_id, feeder and region", given
+                )
+            ]
         )
     [(kind, value)] = given.items()
-    column = {"device_id": Device.device_id, "site_id": Device.site_id, "feeder": Device.feeder}
+    column = {
+        "device_id": Device.device_id,
+        "site_id": Device.site_id,
+        "feeder": Device.feeder,
+        "region": Device.region,
+    }
     wanted = value.strip().lower() if kind == "device_id" else value
     keys = list(session.scalars(select(Device.device_key).where(column[kind] == wanted)))
     if not keys:

@@ -247,13 +247,14 @@ class CapacityRow(BaseModel):
 
 
 class ForecastIn(BaseModel):
-    """A load forecast for one device, site or feeder from its stored telemetry."""
+    """A load forecast for one device, site, feeder or region from its stored telemetry."""
 
     model_config = ConfigDict(extra="forbid")
 
     device_id: str | None = Field(None, description="Forecast one device")
     site_id: str | None = Field(None, description="...or the sum of a site's devices")
     feeder: str | None = Field(None, description="...or the sum of a feeder's devices")
+    region: str | None = Field(None, description="...or the sum of a region's devices")
     cutoff: AwareDatetime | None = Field(
         None, description="Issue time (default now); the forecast starts here"
     )

@@ -16,6 +16,8 @@ The features of interval ``t`` (with its cut-off ``c``):
   and 28 such days, and over the same weekday of the last four weeks;
 - anchored at ``c``: the last value, the mean of the last three intervals, the mean,
   maximum and spread of the last day, and the mean of the last 7 and 28 days;
+- for day-ahead forecasts, an analog-day forecast: what followed the past days whose
+  last two days looked most like the two before the cut-off (:func:`_analog_profile`);
 - weather columns at ``t`` as given (forecasts known at issue time).
 """
 
@@ -89,7 +91,8 @@ class FeatureSpec:
             "last_7d_mean",
             "last_28d_mean",
         ]
-        return [*CALENDAR, *lags, *profile, *weekly, *anchored, *self.weather_columns]
+        analog = ["analog_2d"] if self.horizon == DAY else []
+        return [*CALENDAR, *lags, *profile, *weekly, *anchored, *analog, *self.weather_columns]
 
 
 def _lag_days(first: int) -> list[int]:
@@ -180,6 +183,9 @@ def make_features(
     for name, values in rolling.items():
         frame[name] = take(values.to_numpy(dtype=float), known)
 
+    if spec.horizon == DAY:
+        frame["analog_2d"] = _analog_profile(grid, y, spec)[position]
+
     if spec.weather_columns:
         if weather is None:
             raise ForecastError("weather_columns", "the model needs weather columns; none given")
@@ -190,6 +196,63 @@ def make_features(
         for column in spec.weather_columns:
             frame[column] = aligned[column].to_numpy(dtype=float)
     return pd.DataFrame(frame, index=at)[spec.columns()]
+
+
+ANALOG_KS = (10, 20, 30, 40)
+
+
+def _analog_profile(
+    grid: pd.DatetimeIndex, y: np.ndarray, spec: FeatureSpec, ks: Sequence[int] = ANALOG_KS
+) -> np.ndarray:
+    """Analog-day forecast for every position of ``grid`` (day-ahead horizon only).
+
+    The grid is cut into forecast days ``[c, c + 1 day)`` at the cut-offs ``c``. For
+    forecast day ``j`` the query is the profile of the two days before its cut-off
+    (days ``j-1`` and ``j-2``). Candidates are the past days ``a`` whose two-day profile
+    (``a``, ``a-1``) and following day ``a+1`` are complete, with ``a + 1 <= j - 1`` (the
+    analog's outcome ended before ``j``'s cut-off) and with ``a + 1`` of the same day type
+    as ``j`` (day of week; public holidays count as Sundays; with fewer than
+    ``min(ks)`` such days, the same class: working day or weekend). The ``k`` nearest
+    (Euclidean) give the median of their following days; the feature is the mean of those
+    medians over ``ks``. NaN where fewer than ``min(ks)`` candidates exist. This is the
+    nearest-neighbour "analog" method of weather forecasting [1]_ applied to load.
+
+    References
+    ----------
+    .. [1] Lorenz, E.N. (1969) "Atmospheric predictability as revealed by naturally
+       occurring analogues", *Journal of the Atmospheric Sciences* 26(4), 636-646.
+    """
+    per_day = spec.steps_per_day
+    n = len(grid)
+    first_cut = cutoffs(grid[:1], spec)[0]
+    offset = round((grid[0] - first_cut) / spec.freq)
+    blocks = -(-(offset + n) // per_day)
+    flat = np.full(blocks * per_day, np.nan)
+    flat[offset : offset + n] = y
+    days = flat.reshape(blocks, per_day)
+    starts = pd.DatetimeIndex(first_cut + np.arange(blocks) * DAY)
+    kind = np.where(_holidays(starts, spec.country) > 0, 6, starts.day_of_week.to_numpy())
+    complete = ~np.isnan(days).any(axis=1)
+    pair = np.full((blocks, 2 * per_day), np.nan)
+    pair[1:] = np.hstack([days[1:], days[:-1]])
+    usable = np.zeros(blocks, dtype=bool)
+    usable[1:-1] = complete[1:-1] & complete[:-2] & complete[2:]
+    out = np.full((blocks, per_day), np.nan)
+    ks = sorted(ks)
+    for j in range(3, blocks):
+        query = pair[j - 1]
+        if np.isnan(query).any():
+            continue
+        a = np.flatnonzero(usable[: j - 1])  # a <= j - 2, so a + 1 <= j - 1
+        same = a[kind[a + 1] == kind[j]]
+        # Short histories: days of the same class (working day or not) will do.
+        a = same if len(same) >= ks[0] else a[(kind[a + 1] >= 5) == (kind[j] >= 5)]
+        if len(a) < ks[0]:
+            continue
+        order = a[np.argsort(((pair[a] - query) ** 2).sum(axis=1), kind="stable")]
+        medians = [np.median(days[order[:k] + 1], axis=0) for k in ks if k <= len(order)]
+        out[j] = np.mean(medians, axis=0)
+    return out.ravel()[offset : offset + n]
 
 
 def _nan_stat(function: object, values: np.ndarray) -> np.ndarray:

@@ -31,6 +31,7 @@ import numpy as np
 import pandas as pd
 import pvlib
 from sklearn.ensemble import HistGradientBoostingRegressor
+from threadpoolctl import threadpool_limits
 
 from forecasting.errors import ForecastError
 
@@ -264,12 +265,13 @@ class SolarForecaster:
         if usable.sum() < 100:
             raise ForecastError("measured_kw", f"{int(usable.sum())} daylight values; need 100")
         self.fitted_ = {}
-        for q in self.quantiles:
-            model = HistGradientBoostingRegressor(
-                loss="quantile", quantile=q, max_iter=200, random_state=self.random_state
-            )
-            residual = measured_kw.to_numpy(dtype=float) - _base(X)
-            self.fitted_[q] = model.fit(X[usable], residual[usable])
+        residual = measured_kw.to_numpy(dtype=float) - _base(X)
+        with threadpool_limits(limits=1):  # see LoadForecaster._fit_models
+            for q in self.quantiles:
+                model = HistGradientBoostingRegressor(
+                    loss="quantile", quantile=q, max_iter=200, random_state=self.random_state
+                )
+                self.fitted_[q] = model.fit(X[usable], residual[usable])
         self.uses_weather_ = weather is not None
         return self
 
@@ -282,7 +284,8 @@ class SolarForecaster:
         X = self.features(pd.DatetimeIndex(index), weather if self.uses_weather_ else None)
         limit = self.system.ac_capacity_kw
         base = _base(X)
-        values = np.column_stack([base + self.fitted_[q].predict(X) for q in self.quantiles])
+        with threadpool_limits(limits=1):
+            values = np.column_stack([base + self.fitted_[q].predict(X) for q in self.quantiles])
         values = np.clip(np.sort(values, axis=1), 0, limit)
         values[X["clear_sky_kw"].to_numpy() <= 0] = 0.0
         columns = [f"p{round(q * 100):02d}" for q in self.quantiles]

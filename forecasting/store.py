@@ -61,7 +61,7 @@ def metadata(model: LoadForecaster, **extra: Any) -> dict[str, Any]:
         "cutoff_offset": str(spec.cutoff_offset),
         "country": spec.country,
         "weather_columns": list(spec.weather_columns),
-        "features": spec.columns(),
+        "features": model.columns_,
         "training_start": span[0].isoformat() if span else None,
         "training_end": span[1].isoformat() if span else None,
         "training_rows": model.training_rows_,

@@ -17,7 +17,7 @@ router = APIRouter(prefix="/v1/forecasts", tags=["forecasts"])
 
 @router.post("")
 async def create_forecast(body: ForecastIn, session: SessionDep, _: ForecastUser) -> ForecastOut:
-    """Forecast the load of a device, or the summed load of a site or feeder, with
+    """Forecast the load of a device, or the summed load of a site, feeder or region, with
     P10/P50/P90 per interval. Trains on the scope's telemetry (a learned model needs
     about six weeks of it; with less, the spread of recent days is used and a note says
     so). 404 for an unknown scope, 422 naming the field for bad input."""

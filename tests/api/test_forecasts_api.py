@@ -44,10 +44,10 @@ def send(client: TestClient, keys: dict[str, str], device_id: str, values: pd.Se
     readings = [
         {
             "device_id": device_id,
-            "timestamp": pd.Timestamp(stamp).isoformat(),
+            "timestamp": stamp.isoformat(),
             "p_kw": round(float(v), 4),
         }
-        for stamp, v in values.items()
+        for stamp, v in zip(pd.DatetimeIndex(values.index), values, strict=True)
     ]
     for i in range(0, len(readings), 100):
         answer = client.post(
@@ -106,9 +106,14 @@ def test_bad_requests_name_the_field(client: TestClient, keys: dict[str, str]) -
     both = client.post(
         "/v1/forecasts", json={"device_id": "0x1", "feeder": "F-12"}, headers=headers
     )
-    assert both.status_code == 422 and "exactly one of device_id, site_id and feeder" in both.text
+    assert (
+        both.status_code == 422
+        and "exactly one of device_id, site_id, feeder and region" in both.text
+    )
     unknown = client.post("/v1/forecasts", json={"feeder": "F-99"}, headers=headers)
     assert unknown.status_code == 404 and "F-99" in unknown.text
+    region = client.post("/v1/forecasts", json={"region": "Atlantis"}, headers=headers)
+    assert region.status_code == 404 and "Atlantis" in region.text
     make_device(client, keys, "B-1")
     freq = client.post("/v1/forecasts", json={"feeder": "F-12", "freq": "7min"}, headers=headers)
     assert freq.status_code == 422 and "freq" in freq.text and "divide one day" in freq.text

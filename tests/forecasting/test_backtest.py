@@ -37,8 +37,8 @@ def test_day_ahead_beats_the_best_naive_forecast(result: BacktestResult) -> None
     m = result.metrics
     assert m["intervals"] >= 7900  # 2010-01-01 to 2010-11-26, hourly
     assert m["naive_mae"] == min(m["naive_day_mae"], m["naive_week_mae"])
-    # Measured 0.235 with these settings (see the closing note of the forecasting work).
-    assert m["skill"] >= 0.22
+    # The goal; measured 0.2517 here (4 folds) and 0.2559 with 11 monthly folds.
+    assert m["skill"] >= 0.25
     assert 0.75 <= m["coverage_p10_p90"] <= 0.85
 
 

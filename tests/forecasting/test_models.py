@@ -51,14 +51,14 @@ def test_what_a_model_refuses(trained: LoadForecaster, household: LoadedSeries) 
     with pytest.raises(ForecastError, match="model: 'prophet' is not one of gbm, linear"):
         LoadForecaster(spec, model="prophet")
     with pytest.raises(ForecastError, match="training needs 28 days of them"):
-        LoadForecaster(spec).fit(household.target[:"2007-02-05"])
+        LoadForecaster(spec).fit(household.target[:"2007-01-20"])
     half_hourly = household.target[:"2010-01-31"].resample("30min").ffill()
     with pytest.raises(
         ForecastError, match="resolution is 0 days 00:30:00; this model is for 0 days 01:00:00"
     ):
         trained.predict(half_hourly)
     with pytest.raises(ForecastError, match="a forecast needs"):
-        trained.predict(household.target["2010-01-01":"2010-01-20"])
+        trained.predict(household.target["2010-01-01":"2010-01-10"])
     weather_spec = FeatureSpec(household.freq, weather_columns=("temp_air_c",))
     with pytest.raises(ForecastError, match="weather_columns: the model needs weather"):
         LoadForecaster(weather_spec).fit(household.target)
