@@ -18,7 +18,7 @@ from datetime import datetime
 from typing import Any
 
 import pandas as pd
-from sqlalchemy import select, text
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from forecasting.errors import ForecastError
@@ -26,7 +26,6 @@ from forecasting.features import DAY, FeatureSpec
 from forecasting.models import LoadForecaster
 from forecasting.profile import profile_forecast
 from forecasting.series import parse_freq, parse_horizon
-from registry.db import in_list
 from registry.errors import InvalidInput, NotFound, Problem
 from registry.tables import Device, Reading
 
@@ -64,7 +63,7 @@ class ForecastAnswer:
     notes: list[str] = field(default_factory=list)
 
 
-def _scope(session: Session, query: ForecastQuery) -> tuple[dict[str, str], list[int]]:
+def _scope(session: Session, query: ForecastQuery) -> tuple[dict[str, str], Any, int]:
     given = {
         k: v
         for k, v in (
@@ -91,28 +90,27 @@ def _scope(session: Session, query: ForecastQuery) -> tuple[dict[str, str], list
         "region": Device.region,
     }
     wanted = value.strip().lower() if kind == "device_id" else value
-    keys = list(session.scalars(select(Device.device_key).where(column[kind] == wanted)))
-    if not keys:
+    condition = column[kind] == wanted
+    devices = session.scalar(select(func.count()).select_from(Device).where(condition)) or 0
+    if not devices:
         raise NotFound(kind.replace("_id", ""), value)
-    return {kind: value}, keys
+    return {kind: value}, condition, devices
 
 
 def scope_load(
     session: Session,
-    keys: list[int],
+    condition: Any,
     start: pd.Timestamp,
     end: pd.Timestamp,
     freq: pd.Timedelta,
 ) -> tuple[pd.Series, int]:
-    """The scope's load [kW] per interval of ``freq`` in ``[start, end)`` (UTC index),
-    and how many devices reported in the window."""
-    condition, parameters = in_list(session, "device_key", [str(k) for k in keys])
+    """The load [kW] of the devices matching ``condition`` (on the devices table) per
+    interval of ``freq`` in ``[start, end)`` (UTC index), and how many devices reported
+    in the window."""
     rows = session.execute(
-        select(Reading.device_key, Reading.ts, Reading.p_kw).where(
-            text(condition).bindparams(**parameters),
-            Reading.ts >= start.to_pydatetime(),
-            Reading.ts < end.to_pydatetime(),
-        )
+        select(Reading.device_key, Reading.ts, Reading.p_kw)
+        .join(Device, Device.device_key == Reading.device_key)
+        .where(condition, Reading.ts >= start.to_pydatetime(), Reading.ts < end.to_pydatetime())
     ).all()
     grid = pd.date_range(start, end, freq=freq, inclusive="left")
     if not rows:
@@ -138,13 +136,13 @@ def forecast_scope(session: Session, query: ForecastQuery, now: datetime) -> For
         horizon = parse_horizon(query.horizon, freq)
     except ForecastError as exc:
         raise InvalidInput([Problem(exc.field, exc.message)]) from exc
-    scope, keys = _scope(session, query)
+    scope, condition, devices = _scope(session, query)
     issued = pd.Timestamp(query.cutoff or now)
     if issued.tzinfo is None:
         raise InvalidInput([Problem("cutoff", "needs a UTC offset")])
     issued = issued.tz_convert("UTC").ceil(freq)
     start = issued - query.history_days * DAY
-    load, reporting = scope_load(session, keys, start, issued, freq)
+    load, reporting = scope_load(session, condition, start, issued, freq)
     try:
         local = load.tz_convert(query.timezone)
     except Exception as exc:  # pytz/zoneinfo raise different types for an unknown zone
@@ -191,13 +189,11 @@ def forecast_scope(session: Session, query: ForecastQuery, now: datetime) -> For
                 history["training_intervals"] = forecaster.training_rows_
     except ForecastError as exc:
         raise InvalidInput([Problem(exc.field, exc.message)]) from exc
-    if reporting < len(keys):
-        notes.append(
-            f"{len(keys) - reporting} of {len(keys)} devices sent no telemetry in the window"
-        )
+    if reporting < devices:
+        notes.append(f"{devices - reporting} of {devices} devices sent no telemetry in the window")
     return ForecastAnswer(
         scope=scope,
-        devices=len(keys),
+        devices=devices,
         method=method,
         cutoff=cutoff_local,
         freq=freq,
