@@ -113,15 +113,16 @@ def deploy_all(
     *,
     settler: str | None = None,
     integrator: str | None = None,
+    fee_recipient: str | None = None,
     cache: Path | None = None,
 ) -> Deployment:
     """Deploy token, registry and distributor; make the distributor a minter; give the
     settler and integrator their roles (the deployer by default) and the deployer the
-    pauser role."""
+    pauser role. Connection fees go to ``fee_recipient`` (the deployer by default)."""
     settler = settler or deployer
     integrator = integrator or deployer
     token = _deploy(w3, "OVPPToken", deployer, cache)
-    registry = _deploy(w3, "DeviceRegistry", deployer, cache)
+    registry = _deploy(w3, "DeviceRegistry", deployer, cache, token, fee_recipient or deployer)
     distributor = _deploy(w3, "RewardDistributor", deployer, cache, token)
     deployment = Deployment(w3.eth.chain_id, token, registry, distributor, w3.eth.block_number)
     chain = Chain(w3, deployment, cache)
@@ -171,6 +172,15 @@ class Chain:
             device_id, to_checksum_address(owner), attributes_hash
         )
         return send(self.w3, "register device", call, sender)
+
+    def charge_connection_fee(
+        self, sender: str, device_id: bytes, program_id: str, payer: str, amount: int
+    ) -> Any:
+        """Take a program's connection fee from ``payer``'s allowance to the registry."""
+        call = self.registry.functions.charge_connection_fee(
+            device_id, keccak(text=program_id), to_checksum_address(payer), amount
+        )
+        return send(self.w3, f"connection fee of {program_id}", call, sender)
 
     def device(self, device_id: bytes) -> dict[str, Any]:
         owner, attributes, active, reputation, epoch = self.registry.functions.devices(

@@ -21,6 +21,8 @@ initializes: access_control
 
 exports: access_control.__interface__
 
+from ethereum.ercs import IERC20
+
 INTEGRATOR_ROLE: public(constant(bytes32)) = keccak256("INTEGRATOR_ROLE")
 SETTLER_ROLE: public(constant(bytes32)) = keccak256("SETTLER_ROLE")
 MAX_BATCH: constant(uint256) = 256
@@ -54,14 +56,45 @@ event ReputationUpdated:
     epoch: indexed(uint64)
     reputation_bps: uint16
 
+event ConnectionFeeCharged:
+    device_id: indexed(bytes32)
+    program_id: indexed(bytes32)
+    payer: indexed(address)
+    amount: uint256
+
 devices: public(HashMap[bytes32, Device])
 device_count: public(uint256)
+token: public(immutable(IERC20))
+fee_recipient: public(address)
 
 
 @deploy
 @payable
-def __init__():
+def __init__(token_: address, fee_recipient_: address):
     access_control.__init__()
+    token = IERC20(token_)
+    self.fee_recipient = fee_recipient_
+
+
+@external
+def charge_connection_fee(device_id: bytes32, program_id: bytes32, payer: address, amount: uint256):
+    """
+    @notice The routing fee of enrolling a device in a program, paid in OVPP from the
+            allowance ``payer`` (the customer or the program administrator) gave this
+            contract. Reverts, and so forms no enrolment, when the allowance or the
+            balance is short.
+    """
+    access_control._check_role(INTEGRATOR_ROLE, msg.sender)
+    assert self.devices[device_id].active, "registry: device not active"
+    assert extcall token.transferFrom(payer, self.fee_recipient, amount), "registry: fee transfer failed"
+    log ConnectionFeeCharged(device_id=device_id, program_id=program_id, payer=payer, amount=amount)
+
+
+@external
+def set_fee_recipient(recipient: address):
+    access_control._check_role(access_control.DEFAULT_ADMIN_ROLE, msg.sender)
+    assert recipient != empty(address), "registry: fee recipient is the zero address"
+    self.fee_recipient = recipient
 
 
 @external

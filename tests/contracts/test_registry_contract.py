@@ -37,6 +37,36 @@ def test_register_transfer_retire(chain: Chain, accounts: dict[str, str]) -> Non
     assert not chain.device(device)["active"]
 
 
+def test_connection_fee_from_an_allowance(chain: Chain, accounts: dict[str, str]) -> None:
+    device = bytes.fromhex(registry_device_id("Wallbox", "Pulsar", "EV-7")[2:])
+    chain.register_device(accounts["integrator"], device, accounts["owner"], keccak(text="{}"))
+    fee = 100 * 10**18
+    send(
+        chain.w3,
+        "mint",
+        chain.token.functions.mint(accounts["owner"], 150 * 10**18),
+        accounts["admin"],
+    )
+    with pytest.raises(ChainError, match="erc20: insufficient allowance"):
+        chain.charge_connection_fee(
+            accounts["integrator"], device, "RES-DR", accounts["owner"], fee
+        )
+    approve = chain.token.functions.approve(chain.deployment.registry, 2 * fee)
+    send(chain.w3, "approve", approve, accounts["owner"])
+    receipt = chain.charge_connection_fee(
+        accounts["integrator"], device, "RES-DR", accounts["owner"], fee
+    )
+    assert receipt["status"] == 1
+    assert chain.balance(accounts["owner"]) == 50 * 10**18
+    assert chain.balance(accounts["admin"]) == fee  # the fee recipient
+    with pytest.raises(ChainError, match="erc20: transfer amount exceeds balance"):
+        chain.charge_connection_fee(
+            accounts["integrator"], device, "RES-DR", accounts["owner"], fee
+        )
+    with pytest.raises(ChainError, match="missing role"):
+        chain.charge_connection_fee(accounts["owner"], device, "RES-DR", accounts["owner"], 1)
+
+
 def test_artifacts_are_cached_by_source(tmp_path: Path) -> None:
     sources = tmp_path / "sources"
     sources.mkdir()
