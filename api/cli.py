@@ -28,6 +28,8 @@ app.add_typer(registry_app, name="registry")
 optimize_app = typer.Typer(help="Plan a fleet with the optimizer.", no_args_is_help=True)
 app.add_typer(optimize_app, name="optimize")
 app.add_typer(forecast_app, name="forecast")
+chain_app = typer.Typer(help="The EVM chain: contracts and their state.", no_args_is_help=True)
+app.add_typer(chain_app, name="chain")
 
 console = Console(stderr=True)
 
@@ -418,6 +420,58 @@ def optimize_capacity(
         horizon, fleet_file.fleet, prices=price_frame, requests=(request,), integer=integer
     )
     _report_plan(_plan(problem, method, time_limit), out, fleet_file.skipped, as_json)
+
+
+@chain_app.command("deploy")
+@friendly
+def chain_deploy(
+    rpc_url: Annotated[
+        str | None, typer.Option(help="EVM JSON-RPC URL (default: CHAIN_RPC_URL)")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the addresses as JSON")] = False,
+) -> None:
+    """Compile (or take from the cache) and deploy the token, device registry and reward
+    distributor, and save their addresses in VAR_DIR/chain-deployment.json."""
+    from api.chain import connect, deploy
+
+    settings = Settings()
+    if rpc_url:
+        settings = settings.model_copy(update={"chain_rpc_url": rpc_url})
+    if not settings.chain_rpc_url:
+        raise ValueError(
+            "CHAIN_RPC_URL: not set; the embedded EVM lives inside the service, which "
+            "deploys there itself. Give --rpc-url or CHAIN_RPC_URL for a node."
+        )
+    deployment = deploy(settings, connect(settings))
+    if as_json:
+        typer.echo(json.dumps(deployment.as_dict()))
+        return
+    console.print(f"deployed on chain {deployment.chain_id} (block {deployment.block}):")
+    for name in ("token", "registry", "distributor"):
+        console.print(f"  {name:<12} {getattr(deployment, name)}")
+    console.print(f"saved in {settings.chain_deployment_path}")
+
+
+@chain_app.command("status")
+@friendly
+def chain_status(
+    as_json: Annotated[bool, typer.Option("--json", help="Print as JSON")] = False,
+) -> None:
+    """Check the saved deployment against the node: chain id and contract code."""
+    from api.chain import open_chain
+
+    chain = open_chain(Settings())
+    status = {
+        **chain.deployment.as_dict(),
+        "block_now": chain.w3.eth.block_number,
+        "token_supply": int(chain.token.functions.totalSupply().call()),
+        "devices": int(chain.registry.functions.device_count().call()),
+    }
+    if as_json:
+        typer.echo(json.dumps(status))
+        return
+    for key, value in status.items():
+        console.print(f"{key:<14} {value}")
 
 
 @app.command("serve")

@@ -37,6 +37,16 @@ class Settings(BaseSettings):
         2_000, gt=0, description="Fleets larger than this are planned by chunks on Dask"
     )
 
+    chain_rpc_url: str | None = Field(
+        None, description="EVM JSON-RPC URL (anvil, a testnet, ...); the embedded EVM when unset"
+    )
+    chain_id: int | None = Field(
+        None, gt=0, description="Chain id the node must report (checked at start-up)"
+    )
+    chain_sender: str | None = Field(
+        None, description="Account the service sends from (an unlocked account of the node)"
+    )
+
     @model_validator(mode="after")
     def _default_database(self) -> Settings:
         if not self.database_url:
@@ -46,3 +56,11 @@ class Settings(BaseSettings):
     @property
     def dev_keys_path(self) -> Path:
         return self.var_dir / "dev-keys.json"
+
+    @property
+    def chain_deployment_path(self) -> Path:
+        return self.var_dir / "chain-deployment.json"
+
+    @property
+    def contracts_cache(self) -> Path:
+        return self.var_dir / "contracts"

@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
+import subprocess
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,6 +24,47 @@ from sqlalchemy.orm import Session
 
 from registry.db import make_engine, session_factory, upgrade
 from registry.tables import Base
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def anvil_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real anvil node on 127.0.0.1 for the session (``ANVIL_BIN``, installed from npm
+    by ``.ci/run``); a set ``ANVIL_BIN`` that does not start fails the run."""
+    from contracts.chain import ChainError, rpc_chain
+
+    binary = os.environ.get("ANVIL_BIN")
+    if not binary:
+        pytest.skip("ANVIL_BIN is not set (.ci/run sets it)")
+    port = _free_port()
+    log = tmp_path_factory.mktemp("anvil") / "anvil.log"
+    with log.open("wb") as output:
+        process = subprocess.Popen(
+            [binary, "--host", "127.0.0.1", "--port", str(port), "--silent"],
+            stdout=output,
+            stderr=subprocess.STDOUT,
+        )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 20
+    while True:
+        try:
+            rpc_chain(url, timeout_s=1)
+            break
+        except ChainError:
+            if process.poll() is not None or time.monotonic() > deadline:
+                process.kill()
+                process.wait()
+                pytest.fail(f"ANVIL_BIN={binary} did not start: {log.read_text()[-500:]}")
+            time.sleep(0.1)
+    yield url
+    process.terminate()
+    process.wait(timeout=10)
+
 
 BACKENDS = ["sqlite"] + (["postgresql"] if os.environ.get("TEST_DATABASE_URL") else [])
 
