@@ -2,11 +2,22 @@
 
 from __future__ import annotations
 
+import threading
+
 from fastapi import FastAPI
 from sqlalchemy import Engine
 
 from api import errors
-from api.routers import devices, enrollments, forecasts, grid, health, programs, telemetry
+from api.routers import (
+    devices,
+    enrollments,
+    forecasts,
+    grid,
+    health,
+    programs,
+    settlements,
+    telemetry,
+)
 from api.settings import Settings
 from registry.db import make_engine, session_factory
 
@@ -28,7 +39,18 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     app.state.settings = settings
     app.state.engine = engine
     app.state.session_factory = session_factory(engine)
+    app.state.chain = None  # opened on first use: api.deps.get_chain
+    app.state.chain_lock = threading.Lock()
     errors.install(app)
-    for module in (health, devices, programs, enrollments, telemetry, grid, forecasts):
+    for module in (
+        health,
+        devices,
+        programs,
+        enrollments,
+        telemetry,
+        grid,
+        forecasts,
+        settlements,
+    ):
         app.include_router(module.router)
     return app

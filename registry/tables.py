@@ -7,6 +7,7 @@ from typing import Any, ClassVar
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     DateTime,
     Dialect,
@@ -197,3 +198,52 @@ class ApiKey(Base):
     key_hash: Mapped[str] = mapped_column(String(64), unique=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class Settlement(Base):
+    """One settlement epoch, written before any transaction is sent (an outbox).
+
+    ``status``: ``pending`` (computed, not sent), ``sent`` (a transaction is out:
+    ``tx_hash``), ``confirmed`` (the root is on chain), ``failed`` (``last_error`` says
+    why; sending again resumes). Token amounts are integers of up to 78 digits (the
+    token's smallest unit), kept as decimal text.
+    """
+
+    __tablename__ = "settlements"
+
+    epoch: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    program_id: Mapped[str | None] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(16), index=True)
+    root: Mapped[str] = mapped_column(String(66))
+    total_units: Mapped[str] = mapped_column(String(80))
+    leaves: Mapped[int] = mapped_column(Integer)
+    chain_id: Mapped[int] = mapped_column(BigInteger)
+    distributor: Mapped[str] = mapped_column(String(42))
+    policy: Mapped[dict[str, Any]] = mapped_column(JSON)
+    skipped: Mapped[dict[str, Any]] = mapped_column(JSON)
+    tx_hash: Mapped[str | None] = mapped_column(String(66))
+    attempts: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+    last_error: Mapped[str | None] = mapped_column(String(512))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    confirmed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class SettlementReward(Base):
+    """A device's reward in an epoch: its Merkle leaf, proof and claim."""
+
+    __tablename__ = "settlement_rewards"
+
+    epoch: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("settlements.epoch"), primary_key=True, autoincrement=False
+    )
+    leaf_index: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    device_id: Mapped[str] = mapped_column(String(66), index=True)
+    owner_address: Mapped[str] = mapped_column(String(42))
+    amount_units: Mapped[str] = mapped_column(String(80))
+    delivered_kwh: Mapped[float] = mapped_column(Float)
+    availability: Mapped[float] = mapped_column(Float)
+    data_quality: Mapped[float] = mapped_column(Float)
+    contribution_kwh: Mapped[float] = mapped_column(Float)
+    proof: Mapped[list[str]] = mapped_column(JSON)
+    claim_tx: Mapped[str | None] = mapped_column(String(66))
+    claimed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())

@@ -1,0 +1,108 @@
+"""Settlement through the API: outbox, chain, claims, and every reward's proof."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi.testclient import TestClient
+
+from contracts.chain import Chain, send
+from tests.api.conftest import bearer
+from tests.api.test_telemetry_api import make_device
+from tests.factories import OWNER_ADDRESS
+
+
+def deliveries(ids: list[str]) -> list[dict[str, Any]]:
+    return [
+        {"device_id": ids[0], "delivered_kwh": 4.0},
+        {"device_id": ids[1], "delivered_kwh": 2.5, "availability": 0.5, "data_quality": 0.9},
+        {"device_id": ids[2], "delivered_kwh": 0.0},
+    ]
+
+
+def body(ids: list[str], epoch: int = 1, **change: Any) -> dict[str, Any]:
+    return {
+        "epoch": epoch,
+        "program_id": "RES-DR",
+        "rate_ovpp_per_kwh": 2.0,
+        "deliveries": deliveries(ids),
+        **change,
+    }
+
+
+def test_settle_claim_and_see_rewards(client: TestClient, keys: dict[str, str]) -> None:
+    ids = [make_device(client, keys, f"SN-{i}") for i in range(3)]
+    admin = bearer(keys["integrator"])
+    created = client.post("/v1/settlements", json=body(ids), headers=admin)
+    assert created.status_code == 201, created.text
+    epoch = created.json()
+    assert epoch["status"] == "confirmed" and epoch["attempts"] == 1 and epoch["rewards"] == 2
+    # 4 kWh x 2 OVPP, and 2.5 kWh x (0.7 + 0.2 x 0.5 + 0.1 x 0.9) x 2 OVPP, exact.
+    assert epoch["total_units"] == str(8 * 10**18 + 4_450_000_000_000_000_000)
+    assert epoch["skipped"] == {ids[2]: "nothing delivered"}
+    chain: Chain = client.app.state.chain  # type: ignore[attr-defined]
+    assert chain.balance(chain.deployment.distributor) == int(epoch["total_units"])
+
+    again = client.post("/v1/settlements", json=body(ids), headers=admin)
+    assert again.status_code == 200 and again.json()["attempts"] == 1  # nothing sent twice
+    assert chain.balance(chain.deployment.distributor) == int(epoch["total_units"])
+    other = client.post("/v1/settlements", json=body(ids, rate_ovpp_per_kwh=3.0), headers=admin)
+    assert other.status_code == 409 and "other rewards" in other.text
+
+    rewards = client.get(f"/v1/devices/{ids[1]}/rewards", headers=bearer(keys["owner"]))
+    assert rewards.status_code == 200
+    [reward] = rewards.json()
+    assert reward["amount_units"] == "4450000000000000000" and not reward["claimed"]
+    assert reward["owner_address"].lower() == OWNER_ADDRESS.lower() and reward["proof"]
+
+    claims = client.post("/v1/settlements/1/claims", headers=admin)
+    assert claims.status_code == 200 and claims.json() == {"claimed": 2, "already_claimed": 0}
+    assert chain.balance(OWNER_ADDRESS) == int(epoch["total_units"])
+    assert client.get(f"/v1/devices/{ids[1]}/rewards", headers=admin).json()[0]["claimed"]
+    assert client.post("/v1/settlements/1/claims", headers=admin).json()["claimed"] == 0
+
+    listed = client.get("/v1/settlements", headers=bearer(keys["analyst"]))
+    assert [s["epoch"] for s in listed.json()] == [1]
+    detail = client.get("/v1/settlements/1", headers=bearer(keys["analyst"])).json()
+    assert [leaf["index"] for leaf in detail["leaves"]] == [0, 1]
+
+
+def test_a_post_that_went_through_before_a_crash_is_confirmed_not_resent(
+    client: TestClient, keys: dict[str, str]
+) -> None:
+    ids = [make_device(client, keys, f"SN-{i}") for i in range(3)]
+    admin = bearer(keys["integrator"])
+    prepared = client.post("/v1/settlements", json=body(ids, epoch=5, send=False), headers=admin)
+    assert prepared.status_code == 201 and prepared.json()["status"] == "pending"
+    # The transaction went out, but the service stopped before recording it.
+    chain: Chain = client.app.state.chain  # type: ignore[attr-defined]
+    row = prepared.json()
+    post = chain.distributor.functions.post_epoch(
+        5, bytes.fromhex(row["root"][2:]), int(row["total_units"]), row["rewards"]
+    )
+    send(chain.w3, "post", post, chain.w3.eth.accounts[0])
+    resumed = client.post("/v1/settlements/5/send", headers=admin)
+    assert resumed.status_code == 200
+    assert resumed.json()["status"] == "confirmed" and resumed.json()["attempts"] == 0
+    assert chain.balance(chain.deployment.distributor) == int(row["total_units"])  # once
+
+
+def test_bad_settlements(client: TestClient, keys: dict[str, str]) -> None:
+    ids = [make_device(client, keys, f"SN-{i}") for i in range(3)]
+    admin = bearer(keys["integrator"])
+    unknown = body(ids)
+    unknown["deliveries"][1]["device_id"] = "0x" + "00" * 32
+    answer = client.post("/v1/settlements", json=unknown, headers=admin)
+    assert answer.status_code == 422
+    assert answer.json()["detail"][0]["loc"] == ["body", "deliveries", "1", "device_id"]
+    weights = client.post("/v1/settlements", json=body(ids, w_delivery=0.9), headers=admin)
+    assert weights.status_code == 422 and "sum to 1" in weights.text
+    nothing = body(ids)
+    nothing["deliveries"] = [{"device_id": ids[0], "delivered_kwh": 0}]
+    assert client.post("/v1/settlements", json=nothing, headers=admin).status_code == 422
+    assert (
+        client.post("/v1/settlements", json=body(ids), headers=bearer(keys["analyst"])).status_code
+        == 403
+    )
+    assert client.get("/v1/settlements/9", headers=admin).status_code == 404
+    assert client.post("/v1/settlements/9/claims", headers=admin).status_code == 404
