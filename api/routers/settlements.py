@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, HTTPException, Response, status
 from pydantic import BaseModel, ConfigDict, Field
@@ -20,6 +21,7 @@ from registry.lookups import get_device
 from registry.tables import Settlement, SettlementReward
 
 router = APIRouter(tags=["settlements"])
+T = TypeVar("T")
 
 
 class DeliveryIn(BaseModel):
@@ -79,8 +81,14 @@ class RewardOut(BaseModel):
     claim_tx: str | None
 
 
-def _chain_error(exc: ChainError) -> HTTPException:
-    return HTTPException(status.HTTP_502_BAD_GATEWAY, f"{exc.action}: {exc.reason}")
+async def _on_chain(
+    function: Callable[..., T], session: Any, settings: Any, chain: Any, epoch: int
+) -> T:
+    """Run a settlement step that talks to the node; a node that fails is a 502."""
+    try:
+        return await run_in_threadpool(function, session, chain, sender(settings, chain.w3), epoch)
+    except ChainError as exc:
+        raise HTTPException(status.HTTP_502_BAD_GATEWAY, f"{exc.action}: {exc.reason}") from exc
 
 
 @router.post("/v1/settlements", status_code=status.HTTP_201_CREATED)
@@ -109,12 +117,7 @@ async def create_settlement(
     if existed:
         response.status_code = status.HTTP_200_OK
     if body.send:
-        try:
-            row = await run_in_threadpool(
-                settlement.send, session, chain, sender(settings, chain.w3), body.epoch
-            )
-        except ChainError as exc:
-            raise _chain_error(exc) from exc
+        row = await _on_chain(settlement.send, session, settings, chain, body.epoch)
     return SettlementOut.model_validate(settlement.summary(row))
 
 
@@ -123,12 +126,7 @@ async def send_settlement(
     epoch: int, session: SessionDep, settings: SettingsDep, chain: ChainDep, _: ProgramAdmin
 ) -> SettlementOut:
     """Post (or confirm) a prepared epoch; safe to repeat."""
-    try:
-        row = await run_in_threadpool(
-            settlement.send, session, chain, sender(settings, chain.w3), epoch
-        )
-    except ChainError as exc:
-        raise _chain_error(exc) from exc
+    row = await _on_chain(settlement.send, session, settings, chain, epoch)
     return SettlementOut.model_validate(settlement.summary(row))
 
 
@@ -137,12 +135,7 @@ async def claim_settlement(
     epoch: int, session: SessionDep, settings: SettingsDep, chain: ChainDep, _: ProgramAdmin
 ) -> dict[str, int]:
     """Claim every unclaimed reward of a confirmed epoch on its owners' behalf."""
-    try:
-        return await run_in_threadpool(
-            settlement.claim_all, session, chain, sender(settings, chain.w3), epoch
-        )
-    except ChainError as exc:
-        raise _chain_error(exc) from exc
+    return await _on_chain(settlement.claim_all, session, settings, chain, epoch)
 
 
 @router.get("/v1/settlements")
