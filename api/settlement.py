@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+import pandas as pd
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 from web3.exceptions import TimeExhausted, TransactionNotFound
@@ -32,19 +33,58 @@ from contracts.chain import Chain, ChainError
 from contracts.merkle import MerkleTree, Reward, leaf_hash
 from contracts.rewards import DeviceEpoch, RewardPolicy, contribution_kwh, epoch_rewards
 from registry.errors import Conflict, InvalidInput, NotFound, Problem
-from registry.tables import Device, Settlement, SettlementReward
+from registry.tables import Device, Reading, Settlement, SettlementReward
 
 RECEIPT_TIMEOUT_S = 120
 
 
 @dataclass(frozen=True)
 class Delivery:
-    """What a device did in the epoch (from M&V and telemetry)."""
+    """What a device did in the epoch (from M&V). ``availability`` and ``data_quality``
+    left ``None`` are measured from the device's telemetry over the epoch's window."""
 
     device_id: str
     delivered_kwh: float
-    availability: float = 1.0
-    data_quality: float = 1.0
+    availability: float | None = None
+    data_quality: float | None = None
+
+
+SLOT = pd.Timedelta("15min")
+DEFAULT_TELEMETRY_INTERVAL_S = 900.0
+
+
+def telemetry_scores(
+    session: Session, device_ids: Sequence[str], start: datetime, end: datetime
+) -> dict[str, tuple[float, float]]:
+    """Per device over ``[start, end)``: availability (share of 15-minute slots with a
+    reading that says online) and data quality (readings stored, all of them valid
+    since bad ones are refused at the door, over the readings its telemetry interval
+    promises), both capped at 1."""
+    if end <= start:
+        raise InvalidInput([Problem("end", "must be after start", end.isoformat())])
+    devices = session.execute(
+        select(Device.device_key, Device.device_id, Device.telemetry_interval_s).where(
+            Device.device_id.in_(list(device_ids))
+        )
+    ).all()
+    rows = session.execute(
+        select(Reading.device_key, Reading.ts, Reading.online).where(
+            Reading.device_key.in_([d.device_key for d in devices]),
+            Reading.ts >= start,
+            Reading.ts < end,
+        )
+    ).all()
+    frame = pd.DataFrame(rows, columns=["device_key", "ts", "online"])
+    frame["slot"] = pd.to_datetime(frame["ts"], utc=True).dt.floor(SLOT)
+    slots = (end - start) / SLOT.to_pytimedelta()
+    span_s = (end - start).total_seconds()
+    scores = {}
+    for key, device_id, interval_s in devices:
+        mine = frame[frame["device_key"] == key]
+        online = mine.loc[mine["online"].astype(bool), "slot"].nunique()
+        expected = span_s / (interval_s or DEFAULT_TELEMETRY_INTERVAL_S)
+        scores[device_id] = (min(1.0, online / slots), min(1.0, len(mine) / expected))
+    return scores
 
 
 def _now() -> datetime:
@@ -58,8 +98,10 @@ def prepare(
     policy: RewardPolicy,
     deliveries: Sequence[Delivery],
     program_id: str | None = None,
+    window: tuple[datetime, datetime] | None = None,
 ) -> Settlement:
-    """Compute and store an epoch's rewards and proofs (status ``pending``)."""
+    """Compute and store an epoch's rewards and proofs (status ``pending``); measure
+    what a delivery leaves out from telemetry over ``window``."""
     ids = [d.device_id.strip().lower() for d in deliveries]
     owners = dict(
         session.execute(
@@ -71,12 +113,33 @@ def prepare(
         for i, device in enumerate(ids)
         if device not in owners
     ]
+    unmeasured = [
+        i for i, d in enumerate(deliveries) if d.availability is None or d.data_quality is None
+    ]
+    if unmeasured and window is None:
+        problems += [
+            Problem(
+                f"deliveries.{i}.availability",
+                "give availability and data_quality, or the epoch's start and end to "
+                "measure them from telemetry",
+            )
+            for i in unmeasured
+        ]
     if problems:
         raise InvalidInput(problems)
-    records = [
-        DeviceEpoch(device, owners[device], d.delivered_kwh, d.availability, d.data_quality)
-        for device, d in zip(ids, deliveries, strict=True)
-    ]
+    scores = telemetry_scores(session, [ids[i] for i in unmeasured], *window) if window else {}
+    records = []
+    for device, d in zip(ids, deliveries, strict=True):
+        measured = scores.get(device, (1.0, 1.0))
+        records.append(
+            DeviceEpoch(
+                device,
+                owners[device],
+                d.delivered_kwh,
+                measured[0] if d.availability is None else d.availability,
+                measured[1] if d.data_quality is None else d.data_quality,
+            )
+        )
     try:
         result = epoch_rewards(epoch, records, policy)
     except ValueError as exc:

@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, HTTPException, Response, status
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 from sqlalchemy import select
 from starlette.concurrency import run_in_threadpool
 
@@ -29,8 +29,12 @@ class DeliveryIn(BaseModel):
 
     device_id: str
     delivered_kwh: float = Field(ge=0, le=1_000_000)
-    availability: float = Field(1.0, ge=0, le=1)
-    data_quality: float = Field(1.0, ge=0, le=1)
+    availability: float | None = Field(
+        None, ge=0, le=1, description="Share of the epoch online (default: from telemetry)"
+    )
+    data_quality: float | None = Field(
+        None, ge=0, le=1, description="Share of expected telemetry received (default: measured)"
+    )
 
 
 class SettlementIn(BaseModel):
@@ -38,6 +42,8 @@ class SettlementIn(BaseModel):
 
     epoch: int = Field(ge=0, le=2**53, description="Settlement epoch id (posted once)")
     program_id: str | None = None
+    start: AwareDatetime | None = Field(None, description="Epoch start (to measure telemetry)")
+    end: AwareDatetime | None = Field(None, description="Epoch end")
     rate_ovpp_per_kwh: float = Field(ge=0, le=1_000_000)
     w_delivery: float = Field(0.7, ge=0, le=1)
     w_availability: float = Field(0.2, ge=0, le=1)
@@ -111,8 +117,16 @@ async def create_settlement(
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from exc
     deliveries = [settlement.Delivery(**d.model_dump()) for d in body.deliveries]
     existed = session.get(Settlement, body.epoch) is not None
+    window = (body.start, body.end) if body.start and body.end else None
     row = await run_in_threadpool(
-        settlement.prepare, session, chain, body.epoch, policy, deliveries, body.program_id
+        settlement.prepare,
+        session,
+        chain,
+        body.epoch,
+        policy,
+        deliveries,
+        body.program_id,
+        window,
     )
     if existed:
         response.status_code = status.HTTP_200_OK

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from fastapi.testclient import TestClient
@@ -14,9 +15,9 @@ from tests.factories import OWNER_ADDRESS
 
 def deliveries(ids: list[str]) -> list[dict[str, Any]]:
     return [
-        {"device_id": ids[0], "delivered_kwh": 4.0},
+        {"device_id": ids[0], "delivered_kwh": 4.0, "availability": 1, "data_quality": 1},
         {"device_id": ids[1], "delivered_kwh": 2.5, "availability": 0.5, "data_quality": 0.9},
-        {"device_id": ids[2], "delivered_kwh": 0.0},
+        {"device_id": ids[2], "delivered_kwh": 0.0, "availability": 1, "data_quality": 1},
     ]
 
 
@@ -98,7 +99,9 @@ def test_bad_settlements(client: TestClient, keys: dict[str, str]) -> None:
     weights = client.post("/v1/settlements", json=body(ids, w_delivery=0.9), headers=admin)
     assert weights.status_code == 422 and "sum to 1" in weights.text
     nothing = body(ids)
-    nothing["deliveries"] = [{"device_id": ids[0], "delivered_kwh": 0}]
+    nothing["deliveries"] = [
+        {"device_id": ids[0], "delivered_kwh": 0, "availability": 1, "data_quality": 1}
+    ]
     assert client.post("/v1/settlements", json=nothing, headers=admin).status_code == 422
     assert (
         client.post("/v1/settlements", json=body(ids), headers=bearer(keys["analyst"])).status_code
@@ -106,3 +109,50 @@ def test_bad_settlements(client: TestClient, keys: dict[str, str]) -> None:
     )
     assert client.get("/v1/settlements/9", headers=admin).status_code == 404
     assert client.post("/v1/settlements/9/claims", headers=admin).status_code == 404
+
+
+def test_availability_and_data_quality_from_telemetry(
+    client: TestClient, keys: dict[str, str]
+) -> None:
+    device = make_device(client, keys, "SN-T", telemetry_interval_s=900)
+    start = datetime(2026, 11, 20, 16, tzinfo=UTC)
+    # Two hours = 8 slots of 15 min: readings in 4 of them, 3 online.
+    readings = [
+        {
+            "device_id": device,
+            "timestamp": (start + timedelta(minutes=15 * i)).isoformat(),
+            "p_kw": -2.0,
+            "online": i != 2,
+        }
+        for i in range(4)
+    ]
+    stored = client.post(
+        "/v1/telemetry", json={"readings": readings}, headers=bearer(keys["aggregator"])
+    )
+    assert stored.json()["stored"] == 4
+    missing = client.post(
+        "/v1/settlements",
+        json={
+            "epoch": 3,
+            "rate_ovpp_per_kwh": 1.0,
+            "deliveries": [{"device_id": device, "delivered_kwh": 10.0}],
+        },
+        headers=bearer(keys["integrator"]),
+    )
+    assert missing.status_code == 422 and "epoch's start and end" in missing.text
+    settled = client.post(
+        "/v1/settlements",
+        json={
+            "epoch": 3,
+            "start": start.isoformat(),
+            "end": (start + timedelta(hours=2)).isoformat(),
+            "rate_ovpp_per_kwh": 1.0,
+            "deliveries": [{"device_id": device, "delivered_kwh": 10.0}],
+        },
+        headers=bearer(keys["integrator"]),
+    )
+    assert settled.status_code == 201, settled.text
+    [reward] = client.get(f"/v1/devices/{device}/rewards", headers=bearer(keys["analyst"])).json()
+    assert reward["availability"] == 3 / 8 and reward["data_quality"] == 4 / 8
+    # 10 kWh x (0.7 + 0.2 x 3/8 + 0.1 x 1/2) = 8.25 kWh at 1 OVPP/kWh.
+    assert reward["amount_units"] == str(8_250_000_000_000_000_000)
