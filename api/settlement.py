@@ -19,23 +19,27 @@ These functions commit: an outbox must be on disk before the transaction it reco
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 import pandas as pd
+from eth_utils import keccak
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 from web3.exceptions import TimeExhausted, TransactionNotFound
 
 from contracts.chain import Chain, ChainError
+from contracts.chain import send as send_call
 from contracts.merkle import MerkleTree, Reward, leaf_hash
 from contracts.rewards import DeviceEpoch, RewardPolicy, contribution_kwh, epoch_rewards
 from registry.errors import Conflict, InvalidInput, NotFound, Problem
 from registry.tables import Device, Reading, Settlement, SettlementReward
 
 RECEIPT_TIMEOUT_S = 120
+ZERO_ADDRESS = "0x" + "0" * 40
 
 
 @dataclass(frozen=True)
@@ -285,6 +289,75 @@ def claim_all(session: Session, chain: Chain, sender: str, epoch: int) -> dict[s
             counts["claimed"] += 1
         session.commit()
     return counts
+
+
+ATTRIBUTES = (
+    "device_type",
+    "make",
+    "model",
+    "serial",
+    "p_max_kw",
+    "p_min_kw",
+    "e_max_kwh",
+    "site_id",
+    "feeder",
+    "region",
+)
+BATCH = 256
+
+
+def attributes_hash(device: Device) -> bytes:
+    """keccak-256 of the device's identifying attributes as canonical JSON (sorted keys,
+    no spaces): anyone holding the registry record can check it against the chain."""
+    record = {name: getattr(device, name) for name in ATTRIBUTES}
+    return keccak(text=json.dumps(record, sort_keys=True, separators=(",", ":")))
+
+
+def sync_devices(session: Session, chain: Chain, sender: str, device_ids: Sequence[str]) -> int:
+    """Register on chain every device of ``device_ids`` that is not there yet (owner
+    address required); return how many were registered."""
+    registered = 0
+    devices = session.scalars(select(Device).where(Device.device_id.in_(list(device_ids)))).all()
+    for device in devices:
+        key = bytes.fromhex(device.device_id[2:])
+        if chain.device(key)["owner"] != ZERO_ADDRESS or not device.owner_address:
+            continue
+        chain.register_device(sender, key, device.owner_address, attributes_hash(device))
+        registered += 1
+    return registered
+
+
+def delivery_ratio_bps(device: Device) -> int:
+    """The device's delivery record as basis points (10,000 when it has none yet)."""
+    if device.energy_requested_kwh <= 0:
+        return 10_000
+    return round(
+        10_000 * min(1.0, max(0.0, device.energy_delivered_kwh / device.energy_requested_kwh))
+    )
+
+
+def update_reputations(session: Session, chain: Chain, sender: str, epoch: int) -> dict[str, int]:
+    """Write the delivery ratio of every device rewarded in ``epoch`` to the chain's
+    device registry (registering devices not there yet), in batches of 256."""
+    row = session.get(Settlement, epoch)
+    if row is None:
+        raise NotFound("settlement", str(epoch))
+    ids = list(
+        session.scalars(select(SettlementReward.device_id).where(SettlementReward.epoch == epoch))
+    )
+    registered = sync_devices(session, chain, sender, ids)
+    devices = session.scalars(select(Device).where(Device.device_id.in_(ids))).all()
+    updated = 0
+    for start in range(0, len(devices), BATCH):
+        batch = devices[start : start + BATCH]
+        call = chain.registry.functions.set_reputations(
+            [bytes.fromhex(d.device_id[2:]) for d in batch],
+            [delivery_ratio_bps(d) for d in batch],
+            epoch,
+        )
+        send_call(chain.w3, f"reputations of epoch {epoch}", call, sender)
+        updated += len(batch)
+    return {"registered": registered, "updated": updated}
 
 
 def _reward(row: SettlementReward) -> Reward:

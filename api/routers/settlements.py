@@ -152,6 +152,15 @@ async def claim_settlement(
     return await _on_chain(settlement.claim_all, session, settings, chain, epoch)
 
 
+@router.post("/v1/settlements/{epoch}/reputations")
+async def update_reputations(
+    epoch: int, session: SessionDep, settings: SettingsDep, chain: ChainDep, _: ProgramAdmin
+) -> dict[str, int]:
+    """Write the delivery ratio of every device rewarded in the epoch to the chain's
+    device registry, registering there the devices that are not yet."""
+    return await _on_chain(settlement.update_reputations, session, settings, chain, epoch)
+
+
 @router.get("/v1/settlements")
 def list_settlements(session: SessionDep, _: GridViewer) -> list[SettlementOut]:
     rows = session.scalars(select(Settlement).order_by(Settlement.epoch.desc()).limit(500))

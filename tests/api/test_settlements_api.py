@@ -6,8 +6,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from fastapi.testclient import TestClient
+from sqlalchemy import Engine, select
 
+from api.settlement import attributes_hash
 from contracts.chain import Chain, send
+from registry.db import session_factory
+from registry.tables import Device
 from tests.api.conftest import bearer
 from tests.api.test_telemetry_api import make_device
 from tests.factories import OWNER_ADDRESS
@@ -156,3 +160,27 @@ def test_availability_and_data_quality_from_telemetry(
     assert reward["availability"] == 3 / 8 and reward["data_quality"] == 4 / 8
     # 10 kWh x (0.7 + 0.2 x 3/8 + 0.1 x 1/2) = 8.25 kWh at 1 OVPP/kWh.
     assert reward["amount_units"] == str(8_250_000_000_000_000_000)
+
+
+def test_reputations_follow_delivery_records(
+    client: TestClient, keys: dict[str, str], engine: Engine
+) -> None:
+    ids = [make_device(client, keys, f"SN-{i}") for i in range(3)]
+    admin = bearer(keys["integrator"])
+    assert client.post("/v1/settlements", json=body(ids), headers=admin).status_code == 201
+    with session_factory(engine).begin() as session:
+        device = session.scalars(select(Device).where(Device.device_id == ids[0])).one()
+        device.energy_requested_kwh, device.energy_delivered_kwh = 10.0, 8.0
+    first = client.post("/v1/settlements/1/reputations", headers=admin)
+    assert first.status_code == 200 and first.json() == {"registered": 2, "updated": 2}
+    chain: Chain = client.app.state.chain  # type: ignore[attr-defined]
+    on_chain = chain.device(bytes.fromhex(ids[0][2:]))
+    assert on_chain["reputation_bps"] == 8_000 and on_chain["reputation_epoch"] == 1
+    assert on_chain["owner"].lower() == OWNER_ADDRESS.lower() and on_chain["active"]
+    with session_factory(engine)() as session:
+        stored = session.scalars(select(Device).where(Device.device_id == ids[0])).one()
+        assert on_chain["attributes_hash"] == attributes_hash(stored)
+    assert chain.device(bytes.fromhex(ids[1][2:]))["reputation_bps"] == 10_000
+    assert chain.device(bytes.fromhex(ids[2][2:]))["owner"] == "0x" + "0" * 40  # not rewarded
+    again = client.post("/v1/settlements/1/reputations", headers=admin)
+    assert again.json() == {"registered": 0, "updated": 2}
