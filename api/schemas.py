@@ -122,6 +122,14 @@ class EnrollmentIn(BaseModel):
 
     device_id: str = Field(pattern=r"^0x[0-9a-fA-F]{64}$")
     program_id: str = Field(min_length=1, max_length=64)
+    fee_payer: Literal["customer", "program"] = Field(
+        "customer",
+        description="Who pays the program's connection fee: the device's owner address "
+        "or the program administrator's (fee_payer_address)",
+    )
+    fee_payer_address: str | None = Field(
+        None, pattern=r"^0x[0-9a-fA-F]{40}$", description="The administrator's address"
+    )
 
 
 class CheckOut(BaseModel):

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from dataclasses import asdict
 from datetime import datetime
+from decimal import Decimal
 from typing import Annotated
 
-from fastapi import APIRouter, Query, status
+from fastapi import APIRouter, HTTPException, Query, Request, status
 from pydantic import AwareDatetime
+from sqlalchemy.orm import Session
 
-from api.deps import GridViewer, Integrator, SessionDep, SettingsDep
+from api.chain import sender
+from api.deps import GridViewer, Integrator, SessionDep, SettingsDep, get_chain
 from api.schemas import (
     CheckOut,
     ConnectionOut,
@@ -20,31 +23,75 @@ from api.schemas import (
     LogEntryOut,
     UnenrollIn,
 )
+from api.settings import Settings
+from api.settlement import sync_devices
+from contracts.chain import ChainError
 from registry import enrollment as store
-from registry.errors import NotFound
+from registry.errors import InvalidInput, NotFound, Problem
 from registry.lookups import get_device, get_program
-from registry.tables import Enrollment, utcnow
+from registry.tables import Device, Enrollment, Program, utcnow
 
 router = APIRouter(prefix="/v1/enrollments", tags=["enrollments"])
 
 
 @router.post("", status_code=status.HTTP_201_CREATED)
 def enroll(
-    body: EnrollmentIn, session: SessionDep, settings: SettingsDep, principal: Integrator
+    body: EnrollmentIn,
+    session: SessionDep,
+    settings: SettingsDep,
+    principal: Integrator,
+    request: Request,
 ) -> ConnectionOut:
     """Enrol a device in a program. Runs every capability check that applies; on
     failure answers 422 with each failed check, the device's value and the program's
-    limit, and forms no link. On success returns the connection parameters."""
+    limit, and forms no link. A program with a connection fee takes it in OVPP from
+    the payer's allowance to the device registry contract first; a payer short of
+    allowance or balance gets 402 with the chain's reason, and no link is formed. On
+    success returns the connection parameters."""
     connection = store.enroll(
         session, body.device_id, body.program_id, vtn_url=settings.vtn_url, actor=principal.name
     )
-    checks = store.capability_checks(
-        get_device(session, body.device_id), get_program(session, body.program_id)
-    )
+    device = get_device(session, body.device_id)
+    program = get_program(session, body.program_id)
+    checks = store.capability_checks(device, program)
+    if program.connection_fee_ovpp > 0:
+        _charge_fee(body, device, program, settings, request, session)
     session.commit()
     return ConnectionOut.model_validate(
         {**asdict(connection), "checks": [c.as_dict() for c in checks]}
     )
+
+
+def _charge_fee(
+    body: EnrollmentIn,
+    device: Device,
+    program: Program,
+    settings: Settings,
+    request: Request,
+    session: Session,
+) -> None:
+    payer = device.owner_address if body.fee_payer == "customer" else body.fee_payer_address
+    if not payer:
+        session.rollback()
+        field = "owner_address" if body.fee_payer == "customer" else "fee_payer_address"
+        raise InvalidInput(
+            [Problem(field, f"needed to pay the connection fee of {program.program_id}")]
+        )
+    chain = get_chain(request)
+    amount = int(Decimal(repr(program.connection_fee_ovpp)) * 10**18)
+    try:
+        account = sender(settings, chain.w3)
+        sync_devices(session, chain, account, [device.device_id])
+        chain.charge_connection_fee(
+            account, bytes.fromhex(device.device_id[2:]), program.program_id, payer, amount
+        )
+    except ChainError as exc:
+        session.rollback()
+        raise HTTPException(
+            status.HTTP_402_PAYMENT_REQUIRED,
+            f"connection fee of {program.connection_fee_ovpp:g} OVPP from {payer}: "
+            f"{exc.reason} (approve the device registry {chain.deployment.registry} for it)",
+        ) from exc
 
 
 @router.post("/check")
