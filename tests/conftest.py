@@ -26,42 +26,51 @@ from registry.db import make_engine, session_factory, upgrade
 from registry.tables import Base
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def start_anvil(binary: str, port: int, log: Path, *extra: str) -> subprocess.Popen[bytes]:
+    """Start anvil on 127.0.0.1:``port`` and wait until it answers; fail the test if
+    it does not within 20 s."""
+    from contracts.chain import ChainError, rpc_chain
+
+    with log.open("ab") as output:
+        process = subprocess.Popen(
+            [binary, "--host", "127.0.0.1", "--port", str(port), "--silent", *extra],
+            stdout=output,
+            stderr=subprocess.STDOUT,
+        )
+    deadline = time.monotonic() + 20
+    while True:
+        try:
+            rpc_chain(f"http://127.0.0.1:{port}", timeout_s=1)
+            return process
+        except ChainError:
+            if process.poll() is not None or time.monotonic() > deadline:
+                process.kill()
+                process.wait()
+                pytest.fail(f"anvil ({binary}) did not start: {log.read_text()[-500:]}")
+            time.sleep(0.1)
+
+
+def anvil_binary() -> str:
+    binary = os.environ.get("ANVIL_BIN")
+    if not binary:
+        pytest.skip("ANVIL_BIN is not set (.ci/run sets it)")
+    return binary
 
 
 @pytest.fixture(scope="session")
 def anvil_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A real anvil node on 127.0.0.1 for the session (``ANVIL_BIN``, installed from npm
     by ``.ci/run``); a set ``ANVIL_BIN`` that does not start fails the run."""
-    from contracts.chain import ChainError, rpc_chain
-
-    binary = os.environ.get("ANVIL_BIN")
-    if not binary:
-        pytest.skip("ANVIL_BIN is not set (.ci/run sets it)")
-    port = _free_port()
+    port = free_port()
     log = tmp_path_factory.mktemp("anvil") / "anvil.log"
-    with log.open("wb") as output:
-        process = subprocess.Popen(
-            [binary, "--host", "127.0.0.1", "--port", str(port), "--silent"],
-            stdout=output,
-            stderr=subprocess.STDOUT,
-        )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 20
-    while True:
-        try:
-            rpc_chain(url, timeout_s=1)
-            break
-        except ChainError:
-            if process.poll() is not None or time.monotonic() > deadline:
-                process.kill()
-                process.wait()
-                pytest.fail(f"ANVIL_BIN={binary} did not start: {log.read_text()[-500:]}")
-            time.sleep(0.1)
-    yield url
+    process = start_anvil(anvil_binary(), port, log)
+    yield f"http://127.0.0.1:{port}"
     process.terminate()
     process.wait(timeout=10)
 
