@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import logging
 import threading
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 from sqlalchemy import Engine
 
 from api import errors
+from api.chain import open_chain
 from api.routers import (
     devices,
     enrollments,
@@ -19,7 +23,10 @@ from api.routers import (
     telemetry,
 )
 from api.settings import Settings
+from contracts.chain import ChainError
 from registry.db import make_engine, session_factory
+
+logger = logging.getLogger(__name__)
 
 DESCRIPTION = """
 OpenVPP turns distributed energy resources into a virtual power plant: a registry of
@@ -31,11 +38,32 @@ Every `/v1` route needs an API key: `Authorization: Bearer <key>`.
 """
 
 
+def _check_chain(app: FastAPI) -> None:
+    """With a node configured, check it at start: a node of another chain, or without
+    our contracts, stops the start with the reason; a node that does not answer is
+    logged, and chain routes answer 502 until it does."""
+    settings: Settings = app.state.settings
+    if not settings.chain_rpc_url:
+        return
+    try:
+        app.state.chain = open_chain(settings)
+    except ChainError as exc:
+        if "no EVM node answers" not in exc.reason:
+            raise RuntimeError(f"chain check at start-up: {exc}") from exc
+        logger.warning("chain check at start-up: %s", exc)
+
+
+@asynccontextmanager
+async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
+    _check_chain(app)
+    yield
+
+
 def create_app(settings: Settings | None = None, engine: Engine | None = None) -> FastAPI:
     """Build the app. ``engine`` overrides ``settings.database_url`` (tests pass theirs)."""
     settings = settings or Settings()
     engine = engine or make_engine(settings.database_url)
-    app = FastAPI(title="OpenVPP", version="0.1.0", description=DESCRIPTION)
+    app = FastAPI(title="OpenVPP", version="0.1.0", description=DESCRIPTION, lifespan=_lifespan)
     app.state.settings = settings
     app.state.engine = engine
     app.state.session_factory = session_factory(engine)

@@ -61,3 +61,30 @@ def test_embedded_chain_deploys_itself(tmp_path: Path) -> None:
     assert chain.w3.eth.get_code(Web3.to_checksum_address(chain.deployment.distributor))
     assert not (tmp_path / "chain-deployment.json").exists()  # nothing to keep
     assert chain.token.functions.symbol().call() == "OVPP"
+
+
+def test_service_checks_its_node_at_start(var: Path, anvil_url: str) -> None:
+    from fastapi.testclient import TestClient
+
+    from api.main import create_app
+
+    undeployed = Settings(var_dir=var / "fresh", chain_rpc_url=anvil_url)
+    with (
+        pytest.raises(RuntimeError, match="run `vpp chain deploy`"),
+        TestClient(create_app(undeployed)),
+    ):
+        pass
+    deployed = runner.invoke(app, ["chain", "deploy", "--rpc-url", anvil_url, "--json"])
+    assert deployed.exit_code == 0, deployed.output
+    wrong = Settings(var_dir=var, chain_rpc_url=anvil_url, chain_id=5)
+    with (
+        pytest.raises(RuntimeError, match="is chain 31337, expected 5"),
+        TestClient(create_app(wrong)),
+    ):
+        pass
+    good = Settings(var_dir=var, chain_rpc_url=anvil_url, chain_id=31337)
+    with TestClient(create_app(good)) as client:
+        assert client.app.state.chain.deployment.chain_id == 31337  # type: ignore[attr-defined]
+    away = Settings(var_dir=var, chain_rpc_url="http://127.0.0.1:9")
+    with TestClient(create_app(away)) as client:
+        assert client.get("/health").status_code == 200
