@@ -312,3 +312,23 @@ def retire_device(
     device.status = DeviceStatus.retired.value
     device.updated_at = now
     return device
+
+
+def record_delivery(
+    session: Session,
+    device_id: str,
+    requested_kwh: float,
+    delivered_kwh: float,
+    now: datetime | None = None,
+) -> Device:
+    """Add one event to a device's delivery record: energy requested of it and energy
+    it delivered (measured against its baseline). Delivery beyond the request counts
+    as the request; none or a negative response counts as zero."""
+    if requested_kwh < 0:
+        raise InvalidInput([Problem("requested_kwh", "must be >= 0 [kWh]", requested_kwh, 0)])
+    device = get_device(session, device_id)
+    device.events_dispatched += 1
+    device.energy_requested_kwh += requested_kwh
+    device.energy_delivered_kwh += min(max(delivered_kwh, 0.0), requested_kwh)
+    device.updated_at = now or utcnow()
+    return device

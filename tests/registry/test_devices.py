@@ -10,6 +10,7 @@ from registry.devices import (
     create_device,
     get_device,
     list_devices,
+    record_delivery,
     retire_device,
     update_device,
 )
@@ -105,3 +106,16 @@ def test_retired_device_cannot_change(session: Session) -> None:
 def test_unknown_device(session: Session) -> None:
     with pytest.raises(NotFound):
         get_device(session, "0x" + "0" * 64)
+
+
+def test_delivery_record_accumulates_events(session: Session) -> None:
+    device = create_device(session, device_in("SN-REC"))
+    record_delivery(session, device.device_id, 4.0, 3.0)
+    record_delivery(session, device.device_id, 2.0, 5.0)  # over-delivery counts as requested
+    record_delivery(session, device.device_id, 1.0, -0.5)  # added load counts as zero
+    session.commit()
+    stored = get_device(session, device.device_id)
+    assert stored.events_dispatched == 3
+    assert stored.energy_requested_kwh == 7.0 and stored.energy_delivered_kwh == 5.0
+    with pytest.raises(InvalidInput, match="requested_kwh"):
+        record_delivery(session, device.device_id, -1.0, 0.0)
