@@ -21,6 +21,10 @@ import holidays
 import numpy as np
 import pandas as pd
 
+from forecasting.errors import ForecastError
+from forecasting.models import LoadForecaster
+from forecasting.profile import profile_forecast
+
 DAY = pd.Timedelta("1D")
 
 
@@ -219,6 +223,32 @@ def high_x_of_y(
     expected = np.mean([_before_on(load, window, adjust, d) for d in chosen], axis=0)
     shift = 0.0 if np.isnan(actual).any() else float(actual.mean() - expected.mean())
     return pd.Series(profile + shift, index=window, name="baseline_kw")
+
+
+def model_baseline(
+    load: pd.Series,
+    event: Event,
+    forecaster: LoadForecaster | None = None,
+    days: int = 28,
+) -> pd.Series:
+    """The forecasting models' baseline: the P50 of a day-ahead forecast issued at
+    midnight of the event's day from the load before it (:mod:`forecasting`), with a
+    trained ``forecaster``; without one, the median of the same time of day over the
+    last ``days`` days (:func:`forecasting.profile.profile_forecast`). Either way no
+    reading of the event's day is used, so the event cannot lower its own baseline.
+    """
+    window = _window(load, event)
+    step = _grid(load)
+    cutoff = window[0].normalize()
+    history = load[load.index < cutoff]
+    try:
+        if forecaster is not None:
+            forecast = forecaster.predict(history, cutoff=cutoff)
+        else:
+            forecast = profile_forecast(history, cutoff, DAY, step, days=days)
+    except ForecastError as exc:
+        raise BaselineError(f"load: {exc}") from exc
+    return forecast["p50"].reindex(window).rename("baseline_kw")
 
 
 def meter_before(load: pd.Series, event: Event, *, minutes: float = 15.0) -> pd.Series:

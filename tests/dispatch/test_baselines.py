@@ -15,8 +15,11 @@ from dispatch.baselines import (
     eligible_days,
     high_x_of_y,
     meter_before,
+    model_baseline,
     performance,
 )
+from forecasting.features import FeatureSpec
+from forecasting.models import LoadForecaster
 from tests.forecasting.conftest import UCI
 
 ZONE = "Europe/Paris"
@@ -78,6 +81,29 @@ def test_high_four_of_five_with_additive_adjustment(load: pd.Series) -> None:
     shift = at(load, "2010-01-20", ADJUST).mean() - np.mean([at(load, d, ADJUST) for d in four])
     baseline = high_x_of_y(load, EVENT, 4, 5, country="FR")
     np.testing.assert_allclose(baseline.to_numpy(), profile + shift, rtol=1e-12)
+
+
+def test_model_baseline_uses_nothing_of_the_event_day(load: pd.Series) -> None:
+    baseline = model_baseline(load, EVENT)
+    window = pd.date_range("2010-01-20 17:00", periods=3, freq="1h", tz=ZONE)
+    # Without a trained model: the median of the same hour over the working days among
+    # the 28 days before.
+    days = pd.date_range("2009-12-23", "2010-01-19", freq="D", tz=ZONE)
+    working = days[days.day_of_week < 5]
+    for hour, value in zip(HOURS, baseline, strict=True):
+        same_hour = load.reindex(working + pd.Timedelta(hours=hour))
+        assert value == pytest.approx(float(np.quantile(same_hour, 0.5)))
+    assert list(baseline.index) == list(window)
+    changed = load.copy()
+    changed["2010-01-20"] = 0.0  # a deep response on the event day
+    pd.testing.assert_series_equal(model_baseline(changed, EVENT), baseline)
+    history = load[:"2010-01-19 23:00"]
+    trained = LoadForecaster(FeatureSpec(pd.Timedelta("1h"), country="FR"), model="linear")
+    trained.fit(history)
+    forecast = trained.predict(history, cutoff=pd.Timestamp("2010-01-20", tz=ZONE))
+    np.testing.assert_allclose(
+        model_baseline(load, EVENT, trained).to_numpy(), forecast["p50"].iloc[HOURS].to_numpy()
+    )
 
 
 def test_meter_before_holds_the_last_reading_through_the_event() -> None:
