@@ -1,0 +1,135 @@
+"""The OpenADR 2.0b VTN (openleadr 0.5.36), tied to the registry through a lookup.
+
+A VEN may register only under the VEN id its enrolment issued: the VTN asks
+``ven_lookup(ven_name)`` (the service passes a registry query) and refuses any other.
+Plans go out as events: ``LOAD_DISPATCH`` setpoints [kW] per interval for batteries,
+EVs and heat pumps, ``SIMPLE`` levels for on/off loads; every opt-in or opt-out that
+comes back is kept in :attr:`Vtn.responses` and passed to ``on_response``.
+
+Plain HTTP on loopback without message signatures is for development only; signed
+messages with certificate fingerprints are the production mode (not wired yet).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from openleadr import OpenADRServer
+
+PATH = "/OpenADR2/Simple/2.0b"
+
+
+@dataclass(frozen=True)
+class OptResponse:
+    """A VEN's answer to an event."""
+
+    ven_id: str
+    event_id: str
+    opt_type: str  # "optIn" or "optOut"
+    at: datetime
+
+
+class Vtn:
+    """One VTN on ``host:port``.
+
+    Parameters
+    ----------
+    ven_lookup : callable
+        ``ven_lookup(ven_name)`` returns the VEN id when that VEN may register (an open
+        enrolment issued it), else ``None``.
+    poll_interval_s : float
+        How often VENs are asked to poll.
+    on_response : callable, optional
+        Awaited with each :class:`OptResponse`.
+    """
+
+    def __init__(
+        self,
+        ven_lookup: Callable[[str], str | None],
+        *,
+        host: str = "127.0.0.1",
+        port: int = 8080,
+        poll_interval_s: float = 10.0,
+        vtn_id: str = "openvpp-vtn",
+        on_response: Callable[[OptResponse], Awaitable[None]] | None = None,
+    ) -> None:
+        self.ven_lookup = ven_lookup
+        self.host, self.port = host, port
+        self.on_response = on_response
+        self.responses: list[OptResponse] = []
+        self.refused: list[str] = []
+        self.server = OpenADRServer(
+            vtn_id=vtn_id,
+            http_host=host,
+            http_port=port,
+            requested_poll_freq=timedelta(seconds=poll_interval_s),
+            show_fingerprint=False,
+        )
+        self.server.add_handler("on_create_party_registration", self._register)
+        # openleadr logs every message at INFO; keep our logs readable.
+        logging.getLogger("openleadr").setLevel(logging.WARNING)
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}{PATH}"
+
+    async def start(self) -> None:
+        await self.server.run()
+
+    async def stop(self) -> None:
+        await self.server.stop()
+
+    async def _register(self, info: dict[str, Any]) -> tuple[str, str] | bool:
+        name = str(info.get("ven_name") or "")
+        ven_id = self.ven_lookup(name)
+        if ven_id is None:
+            self.refused.append(name)
+            return False
+        return ven_id, f"reg-{ven_id}"
+
+    async def _responded(self, ven_id: str, event_id: str, opt_type: str) -> None:
+        response = OptResponse(ven_id, event_id, opt_type, datetime.now(UTC))
+        self.responses.append(response)
+        if self.on_response is not None:
+            await self.on_response(response)
+
+    def send_setpoints(
+        self,
+        ven_id: str,
+        start: datetime,
+        step: timedelta,
+        values_kw: Sequence[float],
+        signal_name: str = "LOAD_DISPATCH",
+    ) -> str:
+        """An event of setpoints [kW], one per interval of ``step`` from ``start``;
+        returns the event id."""
+        if start.tzinfo is None:
+            raise ValueError("start: needs a time zone")
+        intervals = [
+            {"dtstart": start + i * step, "duration": step, "signal_payload": float(v)}
+            for i, v in enumerate(values_kw)
+        ]
+        return str(
+            self.server.add_event(
+                ven_id=ven_id,
+                signal_name=signal_name,
+                signal_type="setpoint" if signal_name == "LOAD_DISPATCH" else "level",
+                intervals=intervals,
+                callback=self._responded,
+            )
+        )
+
+    def send_levels(
+        self, ven_id: str, start: datetime, step: timedelta, levels: Sequence[int]
+    ) -> str:
+        """A SIMPLE event: levels 0-3 per interval (on/off loads)."""
+        if any(level not in (0, 1, 2, 3) for level in levels):
+            raise ValueError("levels: SIMPLE levels are 0, 1, 2 or 3")
+        return self.send_setpoints(ven_id, start, step, [float(v) for v in levels], "SIMPLE")
+
+    def cancel(self, ven_id: str, event_id: str) -> None:
+        self.server.cancel_event(ven_id, event_id)

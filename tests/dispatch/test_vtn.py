@@ -1,0 +1,59 @@
+"""A real openleadr VTN and real VENs over loopback."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from openleadr import OpenADRClient
+
+from dispatch.vtn import Vtn
+from tests.conftest import free_port
+
+
+async def _wait(condition: Any, seconds: float = 15.0) -> bool:
+    deadline = asyncio.get_running_loop().time() + seconds
+    while not condition():
+        if asyncio.get_running_loop().time() > deadline:
+            return False
+        await asyncio.sleep(0.1)
+    return True
+
+
+def test_enrolled_ven_gets_setpoints_and_opts_in_unknown_is_refused() -> None:
+    async def scenario() -> None:
+        vtn = Vtn({"ven-abc": "ven-abc"}.get, port=free_port(), poll_interval_s=1)
+        await vtn.start()
+        received: list[dict[str, Any]] = []
+
+        async def on_event(event: dict[str, Any]) -> str:
+            received.append(event)
+            return "optIn"
+
+        ven = OpenADRClient(ven_name="ven-abc", vtn_url=vtn.url, disable_signature=True)
+        ven.add_handler("on_event", on_event)
+        stranger = OpenADRClient(ven_name="ven-zzz", vtn_url=vtn.url, disable_signature=True)
+        try:
+            await ven.run()
+            await stranger.run()
+            assert ven.registration_id == "reg-ven-abc" and ven.ven_id == "ven-abc"
+            assert stranger.registration_id is None and vtn.refused == ["ven-zzz"]
+            start = datetime.now(UTC) + timedelta(minutes=5)
+            event_id = vtn.send_setpoints("ven-abc", start, timedelta(minutes=15), [2.5, -1.0])
+            assert await _wait(lambda: vtn.responses)
+            [response] = vtn.responses
+            assert (response.ven_id, response.event_id, response.opt_type) == (
+                "ven-abc",
+                event_id,
+                "optIn",
+            )
+            [signal] = received[0]["event_signals"]
+            assert signal["signal_name"] == "LOAD_DISPATCH"
+            assert [i["signal_payload"] for i in signal["intervals"]] == [2.5, -1.0]
+        finally:
+            await ven.stop()
+            await stranger.stop()
+            await vtn.stop()
+
+    asyncio.run(scenario())
