@@ -6,6 +6,7 @@ import logging
 import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from urllib.parse import urlsplit
 
 from fastapi import FastAPI
 from sqlalchemy import Engine
@@ -24,7 +25,9 @@ from api.routers import (
 )
 from api.settings import Settings
 from contracts.chain import ChainError
+from dispatch.vtn import Vtn
 from registry.db import make_engine, session_factory
+from registry.enrollment import enrolled_ven
 
 logger = logging.getLogger(__name__)
 
@@ -53,10 +56,35 @@ def _check_chain(app: FastAPI) -> None:
         logger.warning("chain check at start-up: %s", exc)
 
 
+def _vtn(app: FastAPI) -> Vtn:
+    """The VTN on VTN_URL's host and port, admitting the VEN ids of open enrolments."""
+    settings: Settings = app.state.settings
+    address = urlsplit(settings.vtn_url)
+
+    def lookup(ven_name: str) -> str | None:
+        with app.state.session_factory() as session:
+            return enrolled_ven(session, ven_name)
+
+    return Vtn(
+        lookup,
+        host=address.hostname or "127.0.0.1",
+        port=address.port or 8080,
+        poll_interval_s=settings.vtn_poll_interval_s,
+    )
+
+
 @asynccontextmanager
 async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     _check_chain(app)
-    yield
+    vtn = _vtn(app) if app.state.settings.vtn_enabled else None
+    if vtn is not None:
+        await vtn.start()
+    app.state.vtn = vtn
+    try:
+        yield
+    finally:
+        if vtn is not None:
+            await vtn.stop()
 
 
 def create_app(settings: Settings | None = None, engine: Engine | None = None) -> FastAPI:

@@ -24,6 +24,10 @@ class Settings(BaseSettings):
         "http://127.0.0.1:8080/OpenADR2/Simple/2.0b",
         description="URL of the OpenADR VTN that enrolled devices connect to",
     )
+    vtn_enabled: bool = Field(
+        True, description="Run the OpenADR VTN beside the API, on VTN_URL's host and port"
+    )
+    vtn_poll_interval_s: float = Field(10, gt=0, description="How often VENs poll the VTN [s]")
     online_window_s: float = Field(
         900, gt=0, description="A device is online if it reported within this window [s]"
     )

@@ -348,3 +348,13 @@ def history(
     if program_id is not None:
         query = query.where(EnrollmentLog.program_id == program_id)
     return list(session.scalars(query.order_by(EnrollmentLog.seq).limit(limit)))
+
+
+def enrolled_ven(session: Session, ven_id: str) -> str | None:
+    """``ven_id`` if an open enrolment issued it (the VTN admits only those)."""
+    found = session.scalar(
+        select(Enrollment.ven_id)
+        .where(Enrollment.ven_id == ven_id, Enrollment.ended_at.is_(None))
+        .limit(1)
+    )
+    return str(found) if found is not None else None

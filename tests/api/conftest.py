@@ -27,7 +27,9 @@ def keys(engine: Engine) -> dict[str, str]:
 
 @pytest.fixture
 def client(engine: Engine, tmp_path: Path) -> Iterator[TestClient]:
-    settings = Settings(database_url="sqlite://", var_dir=tmp_path, max_telemetry_batch=100)
+    settings = Settings(
+        database_url="sqlite://", var_dir=tmp_path, max_telemetry_batch=100, vtn_enabled=False
+    )
     with TestClient(create_app(settings, engine=engine)) as test_client:
         yield test_client
 

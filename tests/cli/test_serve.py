@@ -33,10 +33,12 @@ def get(url: str, key: str | None = None) -> tuple[int, bytes]:
 
 
 def test_serve_answers_health_docs_and_keys(tmp_path: Path) -> None:
+    vtn_port = free_port()
     env = {
         **os.environ,
         "DATABASE_URL": f"sqlite:///{tmp_path / 'run.db'}",
         "VAR_DIR": str(tmp_path / "var"),
+        "VTN_URL": f"http://127.0.0.1:{vtn_port}/OpenADR2/Simple/2.0b",
     }
     for step in (["db", "upgrade"], ["keys", "dev"]):
         subprocess.run([VPP, *step], env=env, check=True, capture_output=True, timeout=60)
@@ -64,6 +66,9 @@ def test_serve_answers_health_docs_and_keys(tmp_path: Path) -> None:
         assert get(f"{base}/v1/devices")[0] == 401
         status, body = get(f"{base}/v1/devices", keys["analyst"])
         assert status == 200 and json.loads(body)["total"] == 0
+        # The VTN runs beside the API on its own port (OpenADR speaks POST only).
+        vtn_status, _ = get(f"http://127.0.0.1:{vtn_port}/OpenADR2/Simple/2.0b/EiRegisterParty")
+        assert vtn_status == 405
     finally:
         server.terminate()
         server.wait(timeout=20)
