@@ -6,6 +6,7 @@ import logging
 import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import datetime
 from urllib.parse import urlsplit
 
 from fastapi import FastAPI
@@ -27,7 +28,8 @@ from api.settings import Settings
 from contracts.chain import ChainError
 from dispatch.vtn import Vtn
 from registry.db import make_engine, session_factory
-from registry.enrollment import enrolled_ven
+from registry.enrollment import device_of_ven, enrolled_ven
+from registry.telemetry import store_readings
 
 logger = logging.getLogger(__name__)
 
@@ -65,11 +67,27 @@ def _vtn(app: FastAPI) -> Vtn:
         with app.state.session_factory() as session:
             return enrolled_ven(session, ven_name)
 
+    async def readings(ven_id: str, values: list[tuple[datetime, float]]) -> None:
+        with app.state.session_factory() as session:
+            device = device_of_ven(session, ven_id)
+            if device is None:
+                return
+            rows = [
+                {"device_id": device, "timestamp": stamp.isoformat(), "p_kw": kw, "online": True}
+                for stamp, kw in values
+            ]
+            result = store_readings(session, rows)
+            session.commit()
+            if result.rejected:
+                logger.warning("VEN %s: %d readings refused", ven_id, len(result.rejected))
+
     return Vtn(
         lookup,
         host=address.hostname or "127.0.0.1",
         port=address.port or 8080,
         poll_interval_s=settings.vtn_poll_interval_s,
+        on_readings=readings,
+        report_interval_s=settings.vtn_report_interval_s,
     )
 
 

@@ -28,6 +28,9 @@ class Settings(BaseSettings):
         True, description="Run the OpenADR VTN beside the API, on VTN_URL's host and port"
     )
     vtn_poll_interval_s: float = Field(10, gt=0, description="How often VENs poll the VTN [s]")
+    vtn_report_interval_s: float = Field(
+        60, gt=0, description="How often VENs report real power to the VTN [s]"
+    )
     online_window_s: float = Field(
         900, gt=0, description="A device is online if it reported within this window [s]"
     )

@@ -4,7 +4,9 @@ A VEN may register only under the VEN id its enrolment issued: the VTN asks
 ``ven_lookup(ven_name)`` (the service passes a registry query) and refuses any other.
 Plans go out as events: ``LOAD_DISPATCH`` setpoints [kW] per interval for batteries,
 EVs and heat pumps, ``SIMPLE`` levels for on/off loads; every opt-in or opt-out that
-comes back is kept in :attr:`Vtn.responses` and passed to ``on_response``.
+comes back is kept in :attr:`Vtn.responses` and passed to ``on_response``. VENs that
+offer a TELEMETRY_USAGE report of real power are asked for it every
+``report_interval_s``; its readings [kW] go to ``on_readings``.
 
 Plain HTTP on loopback without message signatures is for development only; signed
 messages with certificate fingerprints are the production mode (not wired yet).
@@ -21,6 +23,8 @@ from typing import Any
 from openleadr import OpenADRServer
 
 PATH = "/OpenADR2/Simple/2.0b"
+#: OpenADR scale codes of watts, as a factor to kW.
+SCALE_TO_KW = {"none": 1e-3, "k": 1.0, "M": 1e3}
 
 
 @dataclass(frozen=True)
@@ -56,10 +60,14 @@ class Vtn:
         poll_interval_s: float = 10.0,
         vtn_id: str = "openvpp-vtn",
         on_response: Callable[[OptResponse], Awaitable[None]] | None = None,
+        on_readings: Callable[[str, list[tuple[datetime, float]]], Awaitable[None]] | None = None,
+        report_interval_s: float = 60.0,
     ) -> None:
         self.ven_lookup = ven_lookup
         self.host, self.port = host, port
         self.on_response = on_response
+        self.on_readings = on_readings
+        self.report_interval = timedelta(seconds=report_interval_s)
         self.responses: list[OptResponse] = []
         self.refused: list[str] = []
         self.server = OpenADRServer(
@@ -70,6 +78,7 @@ class Vtn:
             show_fingerprint=False,
         )
         self.server.add_handler("on_create_party_registration", self._register)
+        self.server.add_handler("on_register_report", self._register_report)
         # openleadr logs every message at INFO; keep our logs readable.
         logging.getLogger("openleadr").setLevel(logging.WARNING)
 
@@ -90,6 +99,30 @@ class Vtn:
             self.refused.append(name)
             return False
         return ven_id, f"reg-{ven_id}"
+
+    async def _register_report(
+        self,
+        ven_id: str,
+        resource_id: str,
+        measurement: str,
+        unit: str | None,
+        scale: str | None,
+        min_sampling_interval: timedelta,
+        max_sampling_interval: timedelta,
+    ) -> tuple[Any, timedelta, timedelta] | None:
+        """Ask for real power (TELEMETRY_USAGE) at the report interval, in kW."""
+        if self.on_readings is None or measurement != "RealPower" or unit != "W":
+            return None
+        factor = SCALE_TO_KW.get(scale or "none")
+        if factor is None:
+            return None
+        interval = max(min_sampling_interval, self.report_interval)
+        on_readings = self.on_readings
+
+        async def received(data: list[tuple[datetime, float]]) -> None:
+            await on_readings(ven_id, [(stamp, float(value) * factor) for stamp, value in data])
+
+        return received, interval, interval
 
     async def _responded(self, ven_id: str, event_id: str, opt_type: str) -> None:
         response = OptResponse(ven_id, event_id, opt_type, datetime.now(UTC))

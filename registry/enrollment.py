@@ -350,6 +350,12 @@ def history(
     return list(session.scalars(query.order_by(EnrollmentLog.seq).limit(limit)))
 
 
+def device_of_ven(session: Session, ven_id: str) -> str | None:
+    """The device id behind a VEN id (ids are derived from device ids, so one device)."""
+    found = session.scalar(select(Enrollment.device_id).where(Enrollment.ven_id == ven_id).limit(1))
+    return str(found) if found is not None else None
+
+
 def enrolled_ven(session: Session, ven_id: str) -> str | None:
     """``ven_id`` if an open enrolment issued it (the VTN admits only those)."""
     found = session.scalar(
