@@ -88,3 +88,4 @@ def get_chain(request: Request) -> Chain:
 
 
 ChainDep = Annotated[Chain, Depends(get_chain)]
+Dispatcher = Annotated[Principal, Depends(allow(Role.operator, Role.aggregator))]

@@ -17,6 +17,7 @@ from api.chain import open_chain
 from api.routers import (
     devices,
     enrollments,
+    events,
     forecasts,
     grid,
     health,
@@ -26,9 +27,10 @@ from api.routers import (
 )
 from api.settings import Settings
 from contracts.chain import ChainError
-from dispatch.vtn import Vtn
+from dispatch.vtn import OptResponse, Vtn
 from registry.db import make_engine, session_factory
 from registry.enrollment import device_of_ven, enrolled_ven
+from registry.events import record_response
 from registry.telemetry import store_readings
 
 logger = logging.getLogger(__name__)
@@ -81,8 +83,14 @@ def _vtn(app: FastAPI) -> Vtn:
             if result.rejected:
                 logger.warning("VEN %s: %d readings refused", ven_id, len(result.rejected))
 
+    async def responded(response: OptResponse) -> None:
+        with app.state.session_factory() as session:
+            record_response(session, response.event_id, response.opt_type, response.at)
+            session.commit()
+
     return Vtn(
         lookup,
+        on_response=responded,
         host=address.hostname or "127.0.0.1",
         port=address.port or 8080,
         poll_interval_s=settings.vtn_poll_interval_s,
@@ -121,6 +129,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
         devices,
         programs,
         enrollments,
+        events,
         telemetry,
         grid,
         forecasts,

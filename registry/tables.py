@@ -247,3 +247,36 @@ class SettlementReward(Base):
     proof: Mapped[list[str]] = mapped_column(JSON)
     claim_tx: Mapped[str | None] = mapped_column(String(66))
     claimed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class DispatchEvent(Base):
+    """An OpenADR event sent to a device's VEN, and where it stands.
+
+    ``status``: ``pending`` (sent, no answer yet), ``opted_in``, ``opted_out``,
+    ``cancelled``. ``intervals`` holds ``{"start", "minutes", "value"}`` per interval:
+    setpoints [kW] for ``LOAD_DISPATCH``, levels for ``SIMPLE``.
+    """
+
+    __tablename__ = "dispatch_events"
+
+    event_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    ven_id: Mapped[str] = mapped_column(String(64), index=True)
+    device_id: Mapped[str] = mapped_column(String(66), index=True)
+    capacity_request_id: Mapped[str | None] = mapped_column(String(64), index=True)
+    signal_name: Mapped[str] = mapped_column(String(32))
+    intervals: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
+    status: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class DispatchLog(Base):
+    """Everything that happened to events: sent, opted in or out, cancelled."""
+
+    __tablename__ = "dispatch_log"
+
+    entry_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    event_id: Mapped[str] = mapped_column(String(64), index=True)
+    action: Mapped[str] = mapped_column(String(16))
+    at: Mapped[datetime] = mapped_column(UTCDateTime())
+    detail: Mapped[dict[str, Any]] = mapped_column(JSON)

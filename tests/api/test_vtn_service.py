@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from fastapi.testclient import TestClient
 from openleadr import OpenADRClient
@@ -71,3 +72,77 @@ def test_enrolled_ven_registers_with_the_service_vtn(
         assert len(readings) >= 2 and {r["p_kw"] for r in readings} == {-2.5}
         assert asyncio.run(register("ven-000000000000000000000000")) is None
         assert client.app.state.vtn.refused == ["ven-000000000000000000000000"]  # type: ignore[attr-defined]
+
+
+def test_events_to_a_ven_and_their_answers(
+    engine: Engine, keys: dict[str, str], tmp_path: Path
+) -> None:
+    url = f"http://127.0.0.1:{free_port()}/OpenADR2/Simple/2.0b"
+    settings = Settings(
+        database_url="sqlite://", var_dir=tmp_path, vtn_url=url, vtn_poll_interval_s=1
+    )
+    with TestClient(create_app(settings, engine=engine)) as client:
+        device = client.post(
+            "/v1/devices", json=device_fields("SN-EV1"), headers=bearer(keys["integrator"])
+        ).json()["device_id"]
+        client.post("/v1/programs", json=program_fields(), headers=bearer(keys["operator"]))
+        ven_id = client.post(
+            "/v1/enrollments",
+            json={"device_id": device, "program_id": "RES-DR"},
+            headers=bearer(keys["integrator"]),
+        ).json()["ven_id"]
+        operator = bearer(keys["operator"])
+        start = (datetime.now(UTC) + timedelta(minutes=10)).isoformat()
+        body = {"device_id": device, "start": start, "values": [3.0, -2.0]}
+        sent = client.post("/v1/events", json=body, headers=operator)
+        assert sent.status_code == 201, sent.text
+        event_id = sent.json()["event_id"]
+        assert sent.json()["status"] == "pending" and sent.json()["ven_id"] == ven_id
+        received: list[Any] = []
+
+        async def listen() -> None:
+            ven = OpenADRClient(ven_name=ven_id, vtn_url=url, disable_signature=True)
+
+            async def on_event(event: dict[str, Any]) -> str:
+                received.append(event)
+                return "optOut"
+
+            ven.add_handler("on_event", on_event)
+            await ven.run()
+            for _ in range(50):
+                if (
+                    client.get(f"/v1/events/{event_id}", headers=operator).json()["status"]
+                    != "pending"
+                ):
+                    break
+                await asyncio.sleep(0.2)
+            await ven.stop()
+
+        asyncio.run(listen())
+        detail = client.get(f"/v1/events/{event_id}", headers=bearer(keys["analyst"])).json()
+        assert detail["status"] == "opted_out"
+        assert [e["action"] for e in detail["log"]] == ["sent", "opt"]
+        assert detail["log"][1]["opt_type"] == "optOut"
+        assert [i["value"] for i in detail["intervals"]] == [3.0, -2.0]
+        listed = client.get("/v1/events", params={"device_id": device}, headers=operator).json()
+        assert [e["event_id"] for e in listed] == [event_id]
+        cancelled = client.post(f"/v1/events/{event_id}/cancel", headers=operator)
+        assert cancelled.json()["status"] == "cancelled"
+        assert [e["action"] for e in cancelled.json()["log"]][-1] == "cancelled"
+        other = client.post(
+            "/v1/devices", json=device_fields("SN-LONE"), headers=bearer(keys["integrator"])
+        ).json()["device_id"]
+        lone = client.post("/v1/events", json={**body, "device_id": other}, headers=operator)
+        assert lone.status_code == 409 and "no open enrolment" in lone.text
+        bad = client.post(
+            "/v1/events", json={**body, "signal": "SIMPLE", "values": [1.5]}, headers=operator
+        )
+        assert bad.status_code == 422 and "levels" in bad.text
+        analyst = client.post("/v1/events", json=body, headers=bearer(keys["analyst"]))
+        assert analyst.status_code == 403
+
+
+def test_events_need_the_vtn(client: TestClient, keys: dict[str, str]) -> None:
+    body = {"device_id": "0x" + "ab" * 32, "start": "2026-11-21T17:00:00Z", "values": [1.0]}
+    answer = client.post("/v1/events", json=body, headers=bearer(keys["operator"]))
+    assert answer.status_code == 503 and "VTN is not running" in answer.text
