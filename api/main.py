@@ -80,8 +80,9 @@ def _vtn(app: FastAPI) -> Vtn:
             ]
             result = store_readings(session, rows)
             session.commit()
-            if result.rejected:
-                logger.warning("VEN %s: %d readings refused", ven_id, len(result.rejected))
+            for rejected in result.rejected:
+                # A bad reading is stored nowhere; the log says which and why.
+                logger.warning("VEN %s: report refused: %s", ven_id, rejected.as_dict())
 
     async def responded(response: OptResponse) -> None:
         with app.state.session_factory() as session:

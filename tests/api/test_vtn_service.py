@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
 from fastapi.testclient import TestClient
 from openleadr import OpenADRClient
 from sqlalchemy import Engine
@@ -19,7 +21,7 @@ from tests.factories import device_fields, program_fields
 
 
 def test_enrolled_ven_registers_with_the_service_vtn(
-    engine: Engine, keys: dict[str, str], tmp_path: Path
+    engine: Engine, keys: dict[str, str], tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     url = f"http://127.0.0.1:{free_port()}/OpenADR2/Simple/2.0b"
     settings = Settings(
@@ -65,11 +67,15 @@ def test_enrolled_ven_registers_with_the_service_vtn(
             await ven.stop()
 
         asyncio.run(report(enrolled["ven_id"], -2.5))
+        with caplog.at_level(logging.WARNING, logger="api.main"):
+            asyncio.run(report(enrolled["ven_id"], 5e6))  # 5 GW: not a device's reading
         telemetry = client.get(
             f"/v1/devices/{device}/telemetry", headers=bearer(keys["analyst"])
         ).json()
         readings = telemetry["readings"]
         assert len(readings) >= 2 and {r["p_kw"] for r in readings} == {-2.5}
+        refused = [r.getMessage() for r in caplog.records if "report refused" in r.getMessage()]
+        assert refused and "p_kw" in refused[0] and "100000" in refused[0]
         assert asyncio.run(register("ven-000000000000000000000000")) is None
         assert client.app.state.vtn.refused == ["ven-000000000000000000000000"]  # type: ignore[attr-defined]
 
