@@ -20,9 +20,8 @@ from tests.conftest import free_port
 from tests.factories import device_fields, program_fields
 
 
-def test_enrolled_ven_registers_with_the_service_vtn(
-    engine: Engine, keys: dict[str, str], tmp_path: Path, caplog: pytest.LogCaptureFixture
-) -> None:
+def service(engine: Engine, tmp_path: Path) -> tuple[TestClient, str]:
+    """The app with its VTN on a free port, VENs polling and reporting every second."""
     url = f"http://127.0.0.1:{free_port()}/OpenADR2/Simple/2.0b"
     settings = Settings(
         database_url="sqlite://",
@@ -31,16 +30,29 @@ def test_enrolled_ven_registers_with_the_service_vtn(
         vtn_poll_interval_s=1,
         vtn_report_interval_s=1,
     )
-    with TestClient(create_app(settings, engine=engine)) as client:
-        device = client.post(
-            "/v1/devices", json=device_fields("SN-VEN"), headers=bearer(keys["integrator"])
-        ).json()["device_id"]
-        client.post("/v1/programs", json=program_fields(), headers=bearer(keys["operator"]))
-        enrolled = client.post(
-            "/v1/enrollments",
-            json={"device_id": device, "program_id": "RES-DR"},
-            headers=bearer(keys["integrator"]),
-        ).json()
+    return TestClient(create_app(settings, engine=engine)), url
+
+
+def enrol(client: TestClient, keys: dict[str, str], serial: str) -> tuple[str, dict[str, Any]]:
+    """A new device enrolled in the residential program: its id and the enrolment."""
+    device = client.post(
+        "/v1/devices", json=device_fields(serial), headers=bearer(keys["integrator"])
+    ).json()["device_id"]
+    client.post("/v1/programs", json=program_fields(), headers=bearer(keys["operator"]))
+    enrolled = client.post(
+        "/v1/enrollments",
+        json={"device_id": device, "program_id": "RES-DR"},
+        headers=bearer(keys["integrator"]),
+    ).json()
+    return str(device), dict(enrolled)
+
+
+def test_enrolled_ven_registers_with_the_service_vtn(
+    engine: Engine, keys: dict[str, str], tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    app, url = service(engine, tmp_path)
+    with app as client:
+        device, enrolled = enrol(client, keys, "SN-VEN")
         assert enrolled["vtn_url"] == url
 
         async def register(name: str) -> str | None:
@@ -83,20 +95,10 @@ def test_enrolled_ven_registers_with_the_service_vtn(
 def test_events_to_a_ven_and_their_answers(
     engine: Engine, keys: dict[str, str], tmp_path: Path
 ) -> None:
-    url = f"http://127.0.0.1:{free_port()}/OpenADR2/Simple/2.0b"
-    settings = Settings(
-        database_url="sqlite://", var_dir=tmp_path, vtn_url=url, vtn_poll_interval_s=1
-    )
-    with TestClient(create_app(settings, engine=engine)) as client:
-        device = client.post(
-            "/v1/devices", json=device_fields("SN-EV1"), headers=bearer(keys["integrator"])
-        ).json()["device_id"]
-        client.post("/v1/programs", json=program_fields(), headers=bearer(keys["operator"]))
-        ven_id = client.post(
-            "/v1/enrollments",
-            json={"device_id": device, "program_id": "RES-DR"},
-            headers=bearer(keys["integrator"]),
-        ).json()["ven_id"]
+    app, url = service(engine, tmp_path)
+    with app as client:
+        device, enrolled = enrol(client, keys, "SN-EV1")
+        ven_id = enrolled["ven_id"]
         operator = bearer(keys["operator"])
         start = (datetime.now(UTC) + timedelta(minutes=10)).isoformat()
         body = {"device_id": device, "start": start, "values": [3.0, -2.0]}
