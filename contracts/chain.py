@@ -14,7 +14,6 @@ from a node; :func:`send` turns both (and a receipt with status 0) into
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -227,10 +226,3 @@ class Chain:
 
     def balance(self, owner: str) -> int:
         return int(self.token.functions.balanceOf(to_checksum_address(owner)).call())
-
-    def call(self, action: str, function: Callable[[], Any]) -> Any:
-        """Run a read-only call, turning a revert into :class:`ChainError`."""
-        try:
-            return function()
-        except (TransactionFailed, ContractLogicError, Web3RPCError) as exc:
-            raise ChainError(action, _reason(exc)) from exc

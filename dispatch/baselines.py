@@ -14,7 +14,7 @@ excluded from the days a baseline averages, as every method prescribes.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import holidays
@@ -332,8 +332,3 @@ def performance(
         requested_kwh={str(d): float(v) for d, v in requested.items()},
         delivered_kwh={str(d): float(v) for d, v in delivered_energy.items()},
     )
-
-
-def days_of(stamps: Sequence[pd.Timestamp]) -> list[pd.Timestamp]:
-    """The calendar days (naive) of event start times (for ``event_days``)."""
-    return sorted({_local_day(pd.Timestamp(s)) for s in stamps})

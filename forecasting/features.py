@@ -276,13 +276,3 @@ def _holidays(index: pd.DatetimeIndex, country: str | None) -> np.ndarray:
         ) from exc
     days = pd.Index(index.date)
     return np.asarray(days.isin(list(calendar.keys())), dtype=float)  # type: ignore[arg-type]
-
-
-def history_span(target: pd.Series) -> pd.Timedelta:
-    """Time between the first and last known values."""
-    known = target.dropna()
-    return known.index[-1] - known.index[0] if len(known) > 1 else pd.Timedelta(0)
-
-
-def required_columns(spec: FeatureSpec) -> Sequence[str]:
-    return spec.weather_columns

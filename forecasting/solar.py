@@ -242,6 +242,7 @@ class SolarForecaster:
     quantiles: tuple[float, ...] = (0.1, 0.5, 0.9)
     random_state: int = 0
     fitted_: dict[float, Any] = field(default_factory=dict, repr=False)
+    uses_weather_: bool = False
 
     def features(self, index: pd.DatetimeIndex, weather: pd.DataFrame | None) -> pd.DataFrame:
         clear = physical_output(clear_sky_weather(index, self.system), self.system)
@@ -290,8 +291,6 @@ class SolarForecaster:
         values[X["clear_sky_kw"].to_numpy() <= 0] = 0.0
         columns = [f"p{round(q * 100):02d}" for q in self.quantiles]
         return pd.DataFrame(values, index=X.index, columns=columns)
-
-    uses_weather_: bool = False
 
 
 def _base(X: pd.DataFrame) -> np.ndarray:
