@@ -9,7 +9,10 @@ One JSON line per size with ``devices``, ``intervals``, ``variables``,
 array path (the same optimum as the Pyomo model, see tests/optimizer/test_formulations.py).
 
 Each size runs in a fresh process, so that ``peak_rss_mb`` is that size's own.
-``--workers N`` plans chunks on a Dask LocalCluster of N single-threaded workers.
+Chunks are solved on ``--threads`` threads in the process (the machine's cores by
+default); ``--workers N`` sends them to a Dask LocalCluster of N single-threaded
+workers instead. The line also gives ``chunks``, ``shapes`` (distinct chunk matrices),
+``rounds`` (correction rounds run) and ``first_pass_s``.
 
 Usage::
 
@@ -32,7 +35,9 @@ from typing import Any
 MONOLITHIC_LIMIT = 3_000
 
 
-def measure(devices: int, method: str, compare: bool, workers: int, seed: int) -> dict[str, Any]:
+def measure(
+    devices: int, method: str, compare: bool, workers: int, seed: int, threads: int = 0
+) -> dict[str, Any]:
     from benchmarks.scaling_fleet import scaling_problem
     from optimizer.results import plan
 
@@ -56,7 +61,12 @@ def measure(devices: int, method: str, compare: bool, workers: int, seed: int) -
 
     try:
         started = time.perf_counter()
-        result = plan(problem, method=method, map_function=mapper)  # type: ignore[arg-type]
+        result = plan(
+            problem,
+            method=method,  # type: ignore[arg-type]
+            map_function=mapper,
+            threads=threads or None,
+        )
         total = time.perf_counter() - started
     finally:
         if client is not None:
@@ -77,6 +87,9 @@ def measure(devices: int, method: str, compare: bool, workers: int, seed: int) -
         "variables": result.size.get("variables"),
         "constraints": result.size.get("constraints"),
         "chunks": result.size.get("chunks"),
+        "shapes": result.size.get("shapes"),
+        "rounds": timings.get("rounds"),
+        "first_pass_s": round(timings.get("first_pass_s", 0.0), 3),
         "build_s": round(build, 3),
         "solve_s": round(solve, 3),
         "total_s": round(total, 3),
@@ -99,13 +112,16 @@ def main() -> None:
     parser.add_argument("--method", default="decomposed", choices=["decomposed", "arrays", "pyomo"])
     parser.add_argument("--compare-monolithic", action="store_true")
     parser.add_argument("--workers", type=int, default=0, help="Dask workers (0: in process)")
+    parser.add_argument("--threads", type=int, default=0, help="threads (0: the cores)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", action="store_true", help="JSON lines only")
     parser.add_argument("--one", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one:
         [devices] = args.devices
-        line = measure(devices, args.method, args.compare_monolithic, args.workers, args.seed)
+        line = measure(
+            devices, args.method, args.compare_monolithic, args.workers, args.seed, args.threads
+        )
         print(json.dumps(line), flush=True)
         return
     root = Path(__file__).resolve().parents[1]
@@ -122,6 +138,8 @@ def main() -> None:
             str(args.workers),
             "--seed",
             str(args.seed),
+            "--threads",
+            str(args.threads),
         ]
         if args.compare_monolithic:
             command.append("--compare-monolithic")

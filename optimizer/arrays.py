@@ -16,6 +16,7 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import highspy
 import numpy as np
@@ -44,6 +45,10 @@ class LinearProgram:
     entries_val: list[np.ndarray] = field(default_factory=list)
     columns: int = 0
     rows: int = 0
+    #: Block of each column and row (``None``: not kept), when the LP is built as
+    #: independent blocks (:mod:`optimizer.decompose`).
+    column_owner: list[np.ndarray] | None = None
+    row_owner: list[np.ndarray] | None = None
 
     def variables(
         self,
@@ -52,10 +57,14 @@ class LinearProgram:
         upper: float | np.ndarray = INF,
         cost: float | np.ndarray = 0.0,
         integer: bool = False,
+        owner: np.ndarray | None = None,
     ) -> np.ndarray:
-        """Add columns; return their indices in ``shape``."""
+        """Add columns (of block ``owner``, broadcast to ``shape``); return their
+        indices in ``shape``."""
         size = int(np.prod(shape))
         index = np.arange(self.columns, self.columns + size).reshape(shape)
+        if self.column_owner is not None:
+            self.column_owner.append(_owners(owner, index.shape))
         self.lower.append(np.broadcast_to(np.asarray(lower, float), index.shape).ravel())
         self.upper.append(np.broadcast_to(np.asarray(upper, float), index.shape).ravel())
         self.cost.append(np.broadcast_to(np.asarray(cost, float), index.shape).ravel())
@@ -64,11 +73,18 @@ class LinearProgram:
         return index
 
     def constraints(
-        self, shape: int | tuple[int, ...], lower: float | np.ndarray, upper: float | np.ndarray
+        self,
+        shape: int | tuple[int, ...],
+        lower: float | np.ndarray,
+        upper: float | np.ndarray,
+        owner: np.ndarray | None = None,
     ) -> np.ndarray:
-        """Add rows ``lower <= ... <= upper``; return their indices in ``shape``."""
+        """Add rows ``lower <= ... <= upper`` (of block ``owner``); return their
+        indices in ``shape``."""
         size = int(np.prod(shape))
         index = np.arange(self.rows, self.rows + size).reshape(shape)
+        if self.row_owner is not None:
+            self.row_owner.append(_owners(owner, index.shape))
         self.row_lower.append(np.broadcast_to(np.asarray(lower, float), index.shape).ravel())
         self.row_upper.append(np.broadcast_to(np.asarray(upper, float), index.shape).ravel())
         self.rows += size
@@ -90,8 +106,14 @@ class LinearProgram:
         )  # duplicates are summed
 
 
+def _owners(owner: np.ndarray | None, shape: tuple[int, ...]) -> np.ndarray:
+    if owner is None:
+        return np.full(int(np.prod(shape)), -1, dtype=np.int64)
+    return np.broadcast_to(np.asarray(owner, dtype=np.int64), shape).ravel()
+
+
 def _cat(parts: list[np.ndarray], dtype: type = float) -> np.ndarray:
-    return np.concatenate(parts).astype(dtype) if parts else np.zeros(0, dtype)
+    return np.concatenate(parts).astype(dtype, copy=False) if parts else np.zeros(0, dtype)
 
 
 @dataclass
@@ -109,17 +131,47 @@ class Built:
     build_s: float = 0.0
 
 
-def build_arrays(problem: Problem, check: bool = True) -> Built:
+def build_arrays(
+    problem: Problem,
+    check: bool = True,
+    fixed_shape: bool = False,
+    owners: Mapping[str, np.ndarray] | None = None,
+    data: Prepared | None = None,
+) -> Built:
     """Validate ``problem`` (unless ``check`` is false: a part of a problem already
-    validated whole) and build its LP as arrays."""
+    validated whole) and build its LP as arrays.
+
+    With ``fixed_shape``, EVs and shiftable loads get columns over the whole horizon
+    (bounded to 0 outside their windows) instead of inside their windows only: the
+    same optimum, in a matrix whose shape does not depend on the windows, so that
+    sites of one kind give identical blocks that differ only in bounds.
+
+    ``owners`` names the block of every device of each family (``"batteries"``,
+    ``"vehicles"``, ``"shiftable_loads"``, ``"curtailable_loads"``, ``"heat_pumps"``,
+    ``"pv_systems"``, in the fleet's order), of every site (``"sites"``), feeder (in
+    sorted order, ``"feeders"``) and request (``"requests"``); every column and row
+    then records its block in ``lp.column_owner`` and ``lp.row_owner``. ``data``
+    gives the problem's arrays when they are already worked out.
+    """
     started = time.perf_counter()
     if check:
         validate(problem)
-    data = prepare(problem)
+    if data is None:
+        data = prepare(problem)
     fleet = problem.fleet
     steps = data.horizon.intervals
     dt = data.step_h
     lp = LinearProgram()
+    if owners is not None:
+        lp.column_owner, lp.row_owner = [], []
+
+    def own(kind: str, which: Any = None) -> np.ndarray | None:
+        """Blocks of a family's members (``which`` of them; a column when ``None``)."""
+        if owners is None:
+            return None
+        blocks = np.asarray(owners[kind], dtype=np.int64)
+        return blocks[:, None] if which is None else blocks[which]
+
     devices = fleet.devices()
     position = {d.device_id: i for i, d in enumerate(devices)}
     power = LinearProgram()  # rows: device * T + t
@@ -153,17 +205,19 @@ def build_arrays(problem: Problem, check: bool = True) -> Built:
         eta_c = np.array([b.charge_efficiency for b in batteries])
         eta_d = np.array([b.discharge_efficiency for b in batteries])
         wear = np.array([b.degradation_cost_per_kwh for b in batteries])
-        ch = lp.variables((nb, steps), 0, p_ch[:, None], dt * wear[:, None])
-        dis = lp.variables((nb, steps), 0, p_dis[:, None], dt * wear[:, None])
+        ob = own("batteries")
+        ch = lp.variables((nb, steps), 0, p_ch[:, None], dt * wear[:, None], owner=ob)
+        dis = lp.variables((nb, steps), 0, p_dis[:, None], dt * wear[:, None], owner=ob)
         soc = lp.variables(
             (nb, steps),
             np.array([b.soc_min_frac for b in batteries])[:, None] * e_max[:, None],
             np.array([b.soc_max_frac for b in batteries])[:, None] * e_max[:, None],
+            owner=ob,
         )
         initial = np.array([b.soc_initial_frac for b in batteries]) * e_max
         rhs = np.zeros((nb, steps))
         rhs[:, 0] = initial
-        rows = lp.constraints((nb, steps), rhs, rhs)
+        rows = lp.constraints((nb, steps), rhs, rhs, owner=ob)
         lp.terms(rows, soc, 1.0)
         lp.terms(rows[:, 1:], soc[:, :-1], -1.0)
         lp.terms(rows, ch, -dt * eta_c[:, None])
@@ -173,14 +227,14 @@ def build_arrays(problem: Problem, check: bool = True) -> Built:
             level = (
                 np.array([batteries[i].soc_final_min_frac or 0.0 for i in targets]) * e_max[targets]
             )
-            rows = lp.constraints(len(targets), level, INF)
+            rows = lp.constraints(len(targets), level, INF, owner=own("batteries", targets))
             lp.terms(rows, soc[targets, steps - 1], 1.0)
         if problem.integer:
-            mode = lp.variables((nb, steps), 0, 1, integer=True)
-            rows = lp.constraints((nb, steps), -INF, 0.0)
+            mode = lp.variables((nb, steps), 0, 1, integer=True, owner=ob)
+            rows = lp.constraints((nb, steps), -INF, 0.0, owner=ob)
             lp.terms(rows, ch, 1.0)
             lp.terms(rows, mode, -p_ch[:, None])
-            rows = lp.constraints((nb, steps), -INF, p_dis[:, None])
+            rows = lp.constraints((nb, steps), -INF, p_dis[:, None], owner=ob)
             lp.terms(rows, dis, 1.0)
             lp.terms(rows, mode, p_dis[:, None])
         prow = power_rows([b.device_id for b in batteries])
@@ -193,39 +247,64 @@ def build_arrays(problem: Problem, check: bool = True) -> Built:
     vehicles = fleet.vehicles
     if vehicles:
         windows = data.vehicle_windows
-        pairs_v = np.concatenate(
-            [np.full(w.last - w.first, v) for v, w in enumerate(windows)] or [np.zeros(0, int)]
-        ).astype(np.int64)
-        pairs_t = np.concatenate(
-            [np.arange(w.first, w.last) for w in windows] or [np.zeros(0, int)]
-        ).astype(np.int64)
+        if fixed_shape:
+            pairs_v = np.repeat(np.arange(len(vehicles), dtype=np.int64), steps)
+            pairs_t = np.tile(np.arange(steps, dtype=np.int64), len(vehicles))
+        else:
+            pairs_v = np.concatenate(
+                [np.full(w.last - w.first, v) for v, w in enumerate(windows)] or [np.zeros(0, int)]
+            ).astype(np.int64)
+            pairs_t = np.concatenate(
+                [np.arange(w.first, w.last) for w in windows] or [np.zeros(0, int)]
+            ).astype(np.int64)
+        first = np.array([w.first for w in windows], dtype=np.int64)
+        last = np.array([w.last for w in windows], dtype=np.int64)
+        plugged = (pairs_t >= first[pairs_v]) & (pairs_t < last[pairs_v])
         p_max = np.array([v.p_max_kw for v in vehicles])
         eta = np.array([v.charge_efficiency for v in vehicles])
-        ch = lp.variables(len(pairs_v), 0, p_max[pairs_v])
+        ch = lp.variables(
+            len(pairs_v),
+            0,
+            np.where(plugged, p_max[pairs_v], 0.0),
+            owner=own("vehicles", pairs_v),
+        )
         v2g = np.array([v.v2g_p_max_kw for v in vehicles])
         mask = v2g[pairs_v] > 0
         wear = np.array([v.v2g_degradation_cost_per_kwh for v in vehicles])
-        dis = lp.variables(int(mask.sum()), 0, v2g[pairs_v[mask]], dt * wear[pairs_v[mask]])
-        need = np.array([w.energy_kwh for w in windows])
-        unmet = lp.variables(
-            len(vehicles), 0, need, np.array([v.unmet_energy_cost_per_kwh for v in vehicles])
+        dis = lp.variables(
+            int(mask.sum()),
+            0,
+            np.where(plugged[mask], v2g[pairs_v[mask]], 0.0),
+            dt * wear[pairs_v[mask]],
+            owner=own("vehicles", pairs_v[mask]),
         )
-        rows = lp.constraints(len(vehicles), need, INF)
+        need = np.array([w.energy_kwh for w in windows])
+        ov = own("vehicles", slice(None))
+        unmet = lp.variables(
+            len(vehicles),
+            0,
+            need,
+            np.array([v.unmet_energy_cost_per_kwh for v in vehicles]),
+            owner=ov,
+        )
+        rows = lp.constraints(len(vehicles), need, INF, owner=ov)
         lp.terms(rows[pairs_v], ch, dt * eta[pairs_v])
         lp.terms(rows[pairs_v[mask]], dis, -dt)
         lp.terms(rows, unmet, 1.0)
-        rows = lp.constraints(len(vehicles), -INF, need)  # never more than it needs
+        rows = lp.constraints(len(vehicles), -INF, need, owner=ov)  # never more than it needs
         lp.terms(rows[pairs_v], ch, dt * eta[pairs_v])
         lp.terms(rows[pairs_v[mask]], dis, -dt)
         for v in np.flatnonzero(v2g > 0):
             w = windows[v]
-            span = w.last - w.first
-            if span <= 0:
-                continue
             mine = np.flatnonzero(pairs_v == v)
             mine_dis = np.flatnonzero(pairs_v[mask] == v)
+            span = len(mine)  # the window, or the whole horizon (columns 0 outside)
+            if span <= 0:
+                continue
             upper_level = (vehicles[v].e_max_kwh or 0.0) - w.arrival_energy_kwh
-            rows = lp.constraints(span, -w.arrival_energy_kwh, upper_level)
+            rows = lp.constraints(
+                span, -w.arrival_energy_kwh, upper_level, owner=own("vehicles", v)
+            )
             later = np.arange(span)[:, None] >= np.arange(span)[None, :]  # row t uses tau <= t
             upto, used = np.nonzero(later)
             lp.terms(rows[upto], ch[mine][used], dt * eta[v])
@@ -247,18 +326,30 @@ def build_arrays(problem: Problem, check: bool = True) -> Built:
     # Shiftable loads
     loads = fleet.shiftable_loads
     if loads:
-        starts_i, starts_k = [], []
+        starts_i, starts_k, start_open = [], [], []
         for i, load in enumerate(loads):
             if load.contiguous:
-                k = np.array(list(data.shiftable_starts[i]), dtype=np.int64)
+                allowed = np.array(list(data.shiftable_starts[i]), dtype=np.int64)
+                k = allowed
+                if fixed_shape:
+                    k = np.union1d(np.arange(steps - len(load.profile_kw) + 1), allowed)
                 starts_i.append(np.full(len(k), i))
                 starts_k.append(k)
+                start_open.append(np.isin(k, allowed))
         if starts_i:
             si = np.concatenate(starts_i)
             sk = np.concatenate(starts_k)
-            z = lp.variables(len(si), 0, 1, integer=problem.integer)
+            z = lp.variables(
+                len(si),
+                0,
+                np.concatenate(start_open).astype(float),
+                integer=problem.integer,
+                owner=own("shiftable_loads", si),
+            )
             contiguous = np.unique(si)
-            rows = lp.constraints(len(contiguous), 1.0, 1.0)
+            rows = lp.constraints(
+                len(contiguous), 1.0, 1.0, owner=own("shiftable_loads", contiguous)
+            )
             lookup = np.full(len(loads), -1)
             lookup[contiguous] = np.arange(len(contiguous))
             lp.terms(rows[lookup[si]], z, 1.0)
@@ -270,18 +361,28 @@ def build_arrays(problem: Problem, check: bool = True) -> Built:
                 )
         free = [i for i, load in enumerate(loads) if not load.contiguous]
         if free:
-            wi, wt = [], []
+            wi, wt, wo = [], [], []
             for i in free:
                 starts = data.shiftable_starts[i]
                 t = np.arange(starts.start, starts[-1] + len(loads[i].profile_kw))
+                if fixed_shape:
+                    wo.append((t_all >= t[0]) & (t_all <= t[-1]))
+                    t = t_all
+                else:
+                    wo.append(np.ones(len(t), dtype=bool))
                 wi.append(np.full(len(t), i))
                 wt.append(t)
             fi = np.concatenate(wi)
             ft = np.concatenate(wt)
             peak = np.array([max(load.profile_kw) for load in loads])
-            kw = lp.variables(len(fi), 0, peak[fi])
+            kw = lp.variables(
+                len(fi),
+                0,
+                np.where(np.concatenate(wo), peak[fi], 0.0),
+                owner=own("shiftable_loads", fi),
+            )
             energy = np.array([dt * sum(loads[i].profile_kw) for i in free])
-            rows = lp.constraints(len(free), energy, energy)
+            rows = lp.constraints(len(free), energy, energy, owner=own("shiftable_loads", free))
             lookup = np.full(len(loads), -1)
             lookup[free] = np.arange(len(free))
             lp.terms(rows[lookup[fi]], kw, dt)
@@ -294,17 +395,18 @@ def build_arrays(problem: Problem, check: bool = True) -> Built:
     if nc:
         cap = np.array(data.curtail_max_kw)
         comfort = np.array([c.comfort_cost_per_kwh for c in curtailable])
-        cur = lp.variables((nc, steps), 0, cap, dt * comfort[:, None])
-        reb = lp.variables((nc, steps), 0, np.array(data.curtail_rebound_max_kw))
+        oc = own("curtailable_loads")
+        cur = lp.variables((nc, steps), 0, cap, dt * comfort[:, None], owner=oc)
+        reb = lp.variables((nc, steps), 0, np.array(data.curtail_rebound_max_kw), owner=oc)
         debt_upper = np.full((nc, steps), INF)
-        debt = lp.variables((nc, steps), 0, debt_upper)
+        debt = lp.variables((nc, steps), 0, debt_upper, owner=oc)
         rho = np.array([c.rebound_frac for c in curtailable])
-        rows = lp.constraints((nc, steps), 0.0, 0.0)
+        rows = lp.constraints((nc, steps), 0.0, 0.0, owner=oc)
         lp.terms(rows, debt, 1.0)
         lp.terms(rows[:, 1:], debt[:, :-1], -1.0)
         lp.terms(rows, cur, -dt * rho[:, None])
         lp.terms(rows, reb, dt)
-        rows = lp.constraints(nc, -INF, 0.0)
+        rows = lp.constraints(nc, -INF, 0.0, owner=own("curtailable_loads", slice(None)))
         lp.terms(rows, debt[:, steps - 1], 1.0)
         for c, shed in enumerate(curtailable):
             length = max(1, round(shed.max_event_h / dt))
@@ -312,7 +414,7 @@ def build_arrays(problem: Problem, check: bool = True) -> Built:
                 continue
             firsts = np.arange(steps - length)
             bound = np.array([length * float(np.max(cap[c, u : u + length + 1])) for u in firsts])
-            event_rows = lp.constraints(len(firsts), -INF, bound)
+            event_rows = lp.constraints(len(firsts), -INF, bound, owner=own("curtailable_loads", c))
             spread = (firsts[:, None] + np.arange(length + 1)[None, :]).ravel()
             lp.terms(np.repeat(event_rows, length + 1), cur[c, spread], 1.0)
         prow = power_rows([c.device_id for c in curtailable])
@@ -331,22 +433,25 @@ def build_arrays(problem: Problem, check: bool = True) -> Built:
         loss = np.array([h.heat_loss_kw_per_c for h in pumps])
         cop = np.array([h.cop for h in pumps])
         comfort = np.array([h.comfort_cost_per_ch for h in pumps])
-        kw = lp.variables((nh, steps), 0, p_max[:, None])
-        temp = lp.variables((nh, steps), -INF, INF)
-        cold = lp.variables((nh, steps), 0, INF, dt * comfort[:, None])
-        warm = lp.variables((nh, steps), 0, INF, dt * comfort[:, None])
+        oh = own("heat_pumps")
+        kw = lp.variables((nh, steps), 0, p_max[:, None], owner=oh)
+        temp = lp.variables((nh, steps), -INF, INF, owner=oh)
+        cold = lp.variables((nh, steps), 0, INF, dt * comfort[:, None], owner=oh)
+        warm = lp.variables((nh, steps), 0, INF, dt * comfort[:, None], owner=oh)
         keep = 1 - dt * loss / cap_c
         outdoor = np.array(data.heat_pump_outdoor_c)
         rhs = (dt * loss / cap_c)[:, None] * outdoor
         rhs[:, 0] += keep * np.array([h.temp_initial_c for h in pumps])
-        rows = lp.constraints((nh, steps), rhs, rhs)
+        rows = lp.constraints((nh, steps), rhs, rhs, owner=oh)
         lp.terms(rows, temp, 1.0)
         lp.terms(rows[:, 1:], temp[:, :-1], -keep[:, None])
         lp.terms(rows, kw, -(dt * cop / cap_c)[:, None])
-        rows = lp.constraints((nh, steps), np.array([h.temp_min_c for h in pumps])[:, None], INF)
+        low = np.array([h.temp_min_c for h in pumps])[:, None]
+        rows = lp.constraints((nh, steps), low, INF, owner=oh)
         lp.terms(rows, temp, 1.0)
         lp.terms(rows, cold, 1.0)
-        rows = lp.constraints((nh, steps), -INF, np.array([h.temp_max_c for h in pumps])[:, None])
+        high = np.array([h.temp_max_c for h in pumps])[:, None]
+        rows = lp.constraints((nh, steps), -INF, high, owner=oh)
         lp.terms(rows, temp, 1.0)
         lp.terms(rows, warm, -1.0)
         prow = power_rows([h.device_id for h in pumps])
@@ -359,7 +464,9 @@ def build_arrays(problem: Problem, check: bool = True) -> Built:
     if systems:
         forecast = np.array(data.pv_forecast_kw)
         allowed = np.array([s.curtailable for s in systems])[:, None]
-        curt = lp.variables((len(systems), steps), 0, np.where(allowed, forecast, 0.0))
+        curt = lp.variables(
+            (len(systems), steps), 0, np.where(allowed, forecast, 0.0), owner=own("pv_systems")
+        )
         prow = power_rows([s.device_id for s in systems])
         constant[prow.ravel()] -= forecast.ravel()
         power.terms(prow, curt, 1.0)
@@ -372,8 +479,9 @@ def build_arrays(problem: Problem, check: bool = True) -> Built:
     violation_cost = dt * problem.limit_violation_cost_per_kwh
     price_in = data.import_price if data.import_price is not None else np.zeros(steps)
     price_out = data.export_price if data.export_price is not None else np.zeros(steps)
-    imp = lp.variables((nz, steps), 0, INF, dt * price_in[None, :])
-    exp = lp.variables((nz, steps), 0, INF, -dt * price_out[None, :])
+    osite = own("sites")
+    imp = lp.variables((nz, steps), 0, INF, dt * price_in[None, :], owner=osite)
+    exp = lp.variables((nz, steps), 0, INF, -dt * price_out[None, :], owner=osite)
     # Violation columns only where a limit can be violated (others would be empty).
     has_limit = np.array(
         [
@@ -384,7 +492,13 @@ def build_arrays(problem: Problem, check: bool = True) -> Built:
     )
     viol = np.full((nz, steps), -1, dtype=np.int64)
     if has_limit.any():
-        viol[has_limit] = lp.variables((int(has_limit.sum()), steps), 0, INF, violation_cost)
+        viol[has_limit] = lp.variables(
+            (int(has_limit.sum()), steps),
+            0,
+            INF,
+            violation_cost,
+            owner=None if osite is None else osite[has_limit],
+        )
     # site_net_balance: import - export - sum(device power) = base + sum(constants)
     gather = sp.csr_array(
         (
@@ -398,25 +512,29 @@ def build_arrays(problem: Problem, check: bool = True) -> Built:
     )
     site_power = (gather @ power_matrix).tocoo()
     rhs = data.site_base_kw.ravel() + gather @ constant
-    rows = lp.constraints((nz, steps), rhs.reshape(nz, steps), rhs.reshape(nz, steps))
+    rows = lp.constraints((nz, steps), rhs.reshape(nz, steps), rhs.reshape(nz, steps), owner=osite)
     lp.terms(rows, imp, 1.0)
     lp.terms(rows, exp, -1.0)
     lp.terms(rows.ravel()[site_power.row], site_power.col, -site_power.data)
     limited = [s for s in range(nz) if data.site_import_max_kw[s] is not None]
     if limited:
         level = np.array([data.site_import_max_kw[s] for s in limited], float)[:, None]
-        rows = lp.constraints((len(limited), steps), -INF, level)
+        rows = lp.constraints(
+            (len(limited), steps), -INF, level, owner=None if osite is None else osite[limited]
+        )
         lp.terms(rows, imp[limited], 1.0)
         lp.terms(rows, viol[limited], -1.0)
     limited = [s for s in range(nz) if data.site_export_max_kw[s] is not None]
     if limited:
         level = np.array([data.site_export_max_kw[s] for s in limited], float)[:, None]
-        rows = lp.constraints((len(limited), steps), -INF, level)
+        rows = lp.constraints(
+            (len(limited), steps), -INF, level, owner=None if osite is None else osite[limited]
+        )
         lp.terms(rows, exp[limited], 1.0)
         lp.terms(rows, viol[limited], -1.0)
     if data.demand_charge_per_kw:
-        peak = lp.variables(nz, 0, INF, data.demand_charge_per_kw)
-        rows = lp.constraints((nz, steps), 0.0, INF)
+        peak = lp.variables(nz, 0, INF, data.demand_charge_per_kw, owner=own("sites", slice(None)))
+        rows = lp.constraints((nz, steps), 0.0, INF, owner=osite)
         lp.terms(rows, peak[:, None], 1.0)
         lp.terms(rows, imp, -1.0)
         costs["demand_charge"] = [peak]
@@ -435,16 +553,25 @@ def build_arrays(problem: Problem, check: bool = True) -> Built:
     )
     fviol = np.full((len(feeders), steps), -1, dtype=np.int64)
     if capped.any():
-        fviol[capped] = lp.variables((int(capped.sum()), steps), 0, INF, violation_cost)
+        fviol[capped] = lp.variables(
+            (int(capped.sum()), steps),
+            0,
+            INF,
+            violation_cost,
+            owner=None if (feeder_blocks := own("feeders")) is None else feeder_blocks[capped],
+        )
+    sites_of: dict[str, list[int]] = {}
+    for s, feeder in enumerate(data.site_feeder):
+        sites_of.setdefault(feeder, []).append(s)
     for f, feeder in enumerate(feeders):
-        members = [s for s in range(nz) if data.site_feeder[s] == feeder]
+        members = sites_of.get(feeder, [])
         for limit, sign in (
             (data.feeder_import_max_kw[feeder], 1.0),
             (data.feeder_export_max_kw[feeder], -1.0),
         ):
             if limit is None:
                 continue
-            rows = lp.constraints(steps, -INF, float(limit))
+            rows = lp.constraints(steps, -INF, float(limit), owner=own("feeders", f))
             lp.terms(rows[None, :], imp[members], sign)
             lp.terms(rows[None, :], exp[members], -sign)
             lp.terms(rows, fviol[f], -1.0)
@@ -466,10 +593,17 @@ def build_arrays(problem: Problem, check: bool = True) -> Built:
         req_sign: list[np.ndarray] = []
         req_price: list[np.ndarray] = []
         count = 0
+        by_site = np.argsort(site_of, kind="stable")
+        site_starts = np.searchsorted(site_of[by_site], np.arange(nz + 1))
         for scope in data.scopes:
             request = scope.request
             intervals = np.array(scope.intervals, dtype=np.int64)
-            in_scope = np.flatnonzero(np.isin(site_of, scope.sites))
+            in_scope = np.sort(
+                np.concatenate(
+                    [by_site[site_starts[s] : site_starts[s + 1]] for s in scope.sites]
+                    or [np.zeros(0, np.int64)]
+                )
+            )
             local = np.arange(count, count + len(intervals))
             w_row.append(np.tile(local, len(in_scope)))
             w_col.append((in_scope[:, None] * steps + intervals[None, :]).ravel())
@@ -500,8 +634,14 @@ def build_arrays(problem: Problem, check: bool = True) -> Built:
         reduction_rows = row_sign < 0
         row_lower = np.concatenate(req_lower) + np.where(reduction_rows, offset, 0.0)
         row_upper = np.concatenate(req_upper) - np.where(reduction_rows, 0.0, offset)
-        req_rows = lp.constraints(count, row_lower, row_upper)
-        req_short = lp.variables(count, 0, INF, np.concatenate(req_price))
+        request_blocks = own("requests", slice(None))
+        request_owner = (
+            None
+            if request_blocks is None
+            else np.repeat(request_blocks, [len(x.intervals) for x in data.scopes])
+        )
+        req_rows = lp.constraints(count, row_lower, row_upper, owner=request_owner)
+        req_short = lp.variables(count, 0, INF, np.concatenate(req_price), owner=request_owner)
         change = (weights @ power_matrix).tocoo()
         lp.terms(req_rows[change.row], change.col, row_sign[change.row] * change.data)
         lp.terms(req_rows, req_short, -row_sign)
@@ -559,16 +699,38 @@ def solve_arrays(
         basis=basis,
     )
     handoff_s = time.perf_counter() - started - outcome.solve_s
+    timings = {"build_s": built.build_s, "handoff_s": handoff_s, "solve_s": outcome.solve_s}
+    size = {"variables": lp.columns, "constraints": lp.rows, "nonzeros": int(matrix.nnz)}
+    if outcome.x is None:
+        return Solution.empty(outcome.status, timings, size)
+    solution = read_solution(
+        built, outcome.x, outcome.row_dual, status=outcome.status, objective=outcome.objective
+    )
+    solution.mip_gap = outcome.mip_gap
+    solution.timings_s = timings
+    solution.size = size
+    solution.basis = outcome.basis
+    return solution
+
+
+def read_solution(
+    built: Built,
+    x: np.ndarray,
+    duals: np.ndarray | None,
+    *,
+    status: str = "optimal",
+    objective: float | None = None,
+) -> Solution:
+    """A point of ``built``'s LP (columns ``x``, row ``duals``) read back into arrays;
+    the objective is recomputed from ``x`` when not given."""
+    lp = built.lp
     data = built.data
     steps = data.horizon.intervals
     devices = data.problem.fleet.devices()
-    x = outcome.x
-    timings = {"build_s": built.build_s, "handoff_s": handoff_s, "solve_s": outcome.solve_s}
-    size = {"variables": lp.columns, "constraints": lp.rows, "nonzeros": int(matrix.nnz)}
-    if x is None:
-        return Solution.empty(outcome.status, timings, size)
     index = built.index
     cost_vector = _cat(lp.cost)
+    if objective is None:
+        objective = float(cost_vector @ x)
     device_columns = built.power_matrix.shape[1]
     power = (built.power_matrix @ x[:device_columns] + built.power_constant).reshape(
         len(devices), steps
@@ -584,12 +746,11 @@ def solve_arrays(
         ev_charge[index["ev_pairs_v"], index["ev_pairs_t"]] = x[index["ev_charge"]]
         v2g = index["ev_v2g_mask"]
         ev_discharge[index["ev_pairs_v"][v2g], index["ev_pairs_t"][v2g]] = x[index["ev_discharge"]]
-    duals = outcome.row_dual
     return Solution(
-        status=outcome.status,
+        status=status,
         feasible=True,
-        objective=float(outcome.objective or 0.0),
-        mip_gap=outcome.mip_gap,
+        objective=float(objective or 0.0),
+        mip_gap=0.0 if status == "optimal" else None,
         power_kw=power,
         battery_charge_kw=take("battery_charge", (nb, steps)),
         battery_discharge_kw=take("battery_discharge", (nb, steps)),
@@ -608,7 +769,4 @@ def solve_arrays(
         request_shortfall_kw=[x[s] for s in built.request_shortfall],
         request_dual=[duals[r] if duals is not None else None for r in built.request_rows],
         costs={k: float(cost_vector[c] @ x[c]) for k, c in built.cost_columns.items()},
-        timings_s=timings,
-        size=size,
-        basis=outcome.basis,
     )

@@ -2,23 +2,31 @@
 
 HiGHS solves one coupled LP in time that grows faster than the fleet (about 5 s at
 1,000 devices and 37 s at 3,000 here), while small independent LPs cost a
-millisecond or so per device. Devices are independent except through their site (a
+millisecond or so per device, and a fraction of that when each starts from the
+optimal basis of a similar one. Devices are independent except through their site (a
 chunk never splits a site), their feeder's capacity and the capacity requests. So:
 
-1. **Partition** the sites into chunks of about ``chunk_devices`` devices, each inside
-   one feeder.
+1. **Partition** each feeder's sites into chunks of about ``chunk_devices`` devices,
+   sites of one kind together (the same device families with the same efficiencies,
+   delivery factors and limits present), so that chunks of one kind have identical
+   matrices; sites of a kind too rare to fill a chunk share mixed chunks.
 2. **Allocate** each coupling row to the chunks it spans: every interval of every
    request (the reduction it needs, in expected kW), and the capacity of every feeder
    that is split over several chunks. A chunk's share is proportional to the reduction
    it could deliver in that interval (its devices' room below their baseline, at their
    delivery factors). A share becomes a ceiling on the chunk's expected net load in
    that interval, priced like the row it came from.
-3. **Solve** the chunks apart (in parallel with ``map_function``, for example a Dask
-   client's ``map``), with HiGHS's dual simplex and no presolve, which suits small LPs.
+3. **Build** one LP in which every chunk is its own block (each chunk's sites on a
+   feeder of their own, each share a request on it), with columns over the whole
+   horizon for every device (:func:`optimizer.arrays.build_arrays` with
+   ``fixed_shape``), and **solve** it block by block (:mod:`optimizer.blocks`): blocks
+   of one shape one after another on one HiGHS instance, each starting from the basis
+   the one before left (in parallel with ``map_function``, for example a Dask
+   client's ``map``).
 4. **Correct**: move each row's shares from chunks where one more kW costs more (their
    row duals) to chunks where it costs less, and what a chunk missed to chunks with room,
-   then solve the changed chunks again; moves halve each round, and the cheapest plan of
-   all rounds is kept (``rounds`` at most).
+   then solve the changed chunks again from their own bases; moves halve each round,
+   and the cheapest plan of all rounds is kept (``rounds`` at most).
 5. **Assemble** one plan for the whole fleet, priced by :mod:`optimizer.costs` exactly as
    a plan solved whole.
 
@@ -31,19 +39,23 @@ reductions and not for increases (exact when every factor is 1).
 
 from __future__ import annotations
 
+import os
 import time
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
+import scipy.sparse as sp
+from pyomo.common.gc_manager import PauseGC
 
-from optimizer.arrays import build_arrays, solve_arrays
+from optimizer.arrays import Built, _cat, build_arrays, read_solution
+from optimizer.blocks import BlockLP, BlockSolver, MapFunction
 from optimizer.costs import evaluate_costs, feeder_violation, request_shortfall
 from optimizer.devices import (
     Battery,
     CurtailableLoad,
+    Device,
     ElectricVehicle,
     Feeder,
     Fleet,
@@ -51,19 +63,11 @@ from optimizer.devices import (
     PhotovoltaicSystem,
     ShiftableLoad,
 )
-from optimizer.prepare import Prepared, prepare
+from optimizer.prepare import Prepared, RequestScope, prepare
 from optimizer.problem import CapacityRequest, Problem, validate
 from optimizer.solution import Solution
 
-#: HiGHS options for chunk LPs: about twice as fast as the defaults on small blocks;
-#: one thread each, since chunks run side by side.
-CHUNK_OPTIONS: dict[str, bool | int | float | str] = {
-    "presolve": "off",
-    "simplex_strategy": 1,
-    "threads": 1,
-}
-
-MapFunction = Callable[[Callable[[Any], Any], Sequence[Any]], Iterable[Any]]
+__all__ = ["MapFunction", "coupling_rows", "partition", "plan_decomposed"]
 
 
 @dataclass
@@ -78,6 +82,7 @@ class Row:
     chunks: list[int]
     baseline_kw: np.ndarray  # per chunk: expected (requests) or nominal (feeders) baseline
     room_kw: np.ndarray  # per chunk: reduction it could deliver in the interval
+    raise_kw: np.ndarray  # per chunk: increase it could take in the interval
     need_kw: float  # reduction the row needs from its chunks together (may be < 0)
     share_kw: np.ndarray = field(default_factory=lambda: np.zeros(0))
 
@@ -102,23 +107,77 @@ class Chunk:
         ]
 
 
+def device_shape(device: Device) -> tuple[Any, ...]:
+    """What of a device shapes its block's matrix (beyond its kind): coefficients
+    and rows that exist or not, never limits, windows or prices."""
+    factor = device.delivery_factor
+    if isinstance(device, Battery):
+        return (
+            0,
+            device.charge_efficiency,
+            device.discharge_efficiency,
+            device.soc_final_min_frac is not None,
+            factor,
+        )
+    if isinstance(device, ElectricVehicle):
+        return (1, device.charge_efficiency, device.v2g_p_max_kw > 0, factor)
+    if isinstance(device, ShiftableLoad):
+        return (2, device.contiguous, device.profile_kw if device.contiguous else (), factor)
+    if isinstance(device, CurtailableLoad):
+        return (3, device.rebound_frac, device.max_event_h, factor)
+    if isinstance(device, HeatPump):
+        return (
+            4,
+            device.thermal_capacity_kwh_per_c,
+            device.heat_loss_kw_per_c,
+            device.cop,
+            factor,
+        )
+    return (5, factor)
+
+
 def partition(data: Prepared, chunk_devices: int) -> list[Chunk]:
-    """Group sites, feeder by feeder, into chunks of about ``chunk_devices`` devices."""
+    """Group sites, feeder by feeder, into chunks of about ``chunk_devices`` devices:
+    sites of one kind together (their chunks share one matrix), and sites of kinds too
+    rare to fill half a chunk in mixed chunks."""
+    devices = data.problem.fleet.devices()
+    shapes = [device_shape(d) for d in devices]
     devices_at: dict[int, list[int]] = defaultdict(list)
-    for i, device in enumerate(data.problem.fleet.devices()):
+    for i, device in enumerate(devices):
         devices_at[data.site_of[device.device_id]].append(i)
     sites_of: dict[str, list[int]] = defaultdict(list)
     for s, feeder in enumerate(data.site_feeder):
         sites_of[feeder].append(s)
     chunks: list[Chunk] = []
     for feeder in data.feeder_ids:
-        current: Chunk | None = None
+        kinds: dict[tuple[Any, ...], list[int]] = defaultdict(list)
         for s in sites_of[feeder]:
+            kind = (
+                data.site_import_max_kw[s] is not None,
+                data.site_export_max_kw[s] is not None,
+                tuple(sorted(shapes[i] for i in devices_at[s])),
+            )
+            kinds[kind].append(s)
+        mixed: list[int] = []
+        for kind, sites in kinds.items():
+            per_chunk = max(1, chunk_devices // max(1, len(kind[2])))
+            if len(sites) < max(2, per_chunk // 2):
+                mixed.extend(sites)
+                continue
+            for part in np.array_split(np.array(sites), -(-len(sites) // per_chunk)):
+                members = [int(s) for s in part]
+                chunks.append(
+                    Chunk(members, feeder, sorted(i for s in members for i in devices_at[s]))
+                )
+        current: Chunk | None = None
+        for s in sorted(mixed):
             if current is None or len(current.devices) >= chunk_devices:
                 current = Chunk([], feeder, [])
                 chunks.append(current)
             current.sites.append(s)
             current.devices.extend(devices_at[s])
+    for chunk in chunks:
+        chunk.devices.sort()
     return chunks
 
 
@@ -144,9 +203,37 @@ def reduction_room(data: Prepared) -> np.ndarray:
     return np.array(room).reshape(len(room), steps)
 
 
-def _allocate(row: Row) -> None:
-    weights = row.room_kw if row.room_kw.sum() > 1e-9 else np.ones(len(row.chunks))
-    row.share_kw = row.need_kw * weights / weights.sum()
+def raise_room(data: Prepared) -> np.ndarray:
+    """Per device and interval, how far above its baseline it could go [kW], ignoring
+    energy limits: the weight of its share of a row's headroom."""
+    fleet = data.problem.fleet
+    steps = data.horizon.intervals
+    room = []
+    v = s = c = 0
+    for device in fleet.devices():
+        baseline = data.baseline_kw[device.device_id]
+        highest = baseline
+        if isinstance(device, Battery):
+            highest = np.full(steps, device.p_charge_max_kw)
+        elif isinstance(device, ElectricVehicle):
+            window = data.vehicle_windows[v]
+            highest = np.zeros(steps)
+            highest[window.first : window.last] = device.p_max_kw
+            v += 1
+        elif isinstance(device, ShiftableLoad):
+            starts = data.shiftable_starts[s]
+            highest = np.zeros(steps)
+            highest[starts.start : starts[-1] + len(device.profile_kw)] = max(device.profile_kw)
+            s += 1
+        elif isinstance(device, CurtailableLoad):
+            highest = baseline + data.curtail_rebound_max_kw[c]
+            c += 1
+        elif isinstance(device, HeatPump):
+            highest = np.full(steps, device.p_max_kw)
+        elif isinstance(device, PhotovoltaicSystem):
+            highest = np.zeros(steps) if device.curtailable else baseline
+        room.append(np.clip(highest - baseline, 0, None))
+    return np.array(room).reshape(len(room), steps)
 
 
 def coupling_rows(data: Prepared, chunks: list[Chunk]) -> list[Row]:
@@ -159,239 +246,106 @@ def coupling_rows(data: Prepared, chunks: list[Chunk]) -> list[Row]:
         len(devices), steps
     )
     room = reduction_room(data) * factor[:, None]
+    rise = raise_room(data) * factor[:, None]
     # Per chunk and interval: baseline net load (base loads and device baselines) and room.
     chunk_of_device = np.empty(len(devices), dtype=np.int64)
     chunk_of_site_array = np.empty(len(data.site_ids), dtype=np.int64)
     for c, chunk in enumerate(chunks):
         chunk_of_device[chunk.devices] = c
         chunk_of_site_array[chunk.sites] = c
-    chunk_base = np.zeros((len(chunks), steps))
-    chunk_room = np.zeros((len(chunks), steps))
-    np.add.at(chunk_base, chunk_of_device, baseline)
-    np.add.at(chunk_base, chunk_of_site_array, data.site_base_kw)
-    np.add.at(chunk_room, chunk_of_device, room)
+    # Sums per chunk, as products with a chunks x devices (or sites) 0/1 matrix.
+    by_device = sp.csr_array(
+        (np.ones(len(devices)), (chunk_of_device, np.arange(len(devices)))),
+        shape=(len(chunks), len(devices)),
+    )
+    by_site = sp.csr_array(
+        (np.ones(len(data.site_ids)), (chunk_of_site_array, np.arange(len(data.site_ids)))),
+        shape=(len(chunks), len(data.site_ids)),
+    )
+    chunk_base = by_device @ baseline + by_site @ data.site_base_kw
+    chunk_room = by_device @ room
+    chunk_raise = by_device @ rise
 
     rows: list[Row] = []
+
+    def add(
+        request: int,
+        feeder: str | None,
+        price: float,
+        members: list[int],
+        intervals: np.ndarray,
+        need: np.ndarray,
+    ) -> None:
+        """Rows of one group (a request, or a split feeder), all intervals at once."""
+        base = np.ascontiguousarray(chunk_base[members][:, intervals].T)  # (intervals, chunks)
+        room = np.ascontiguousarray(chunk_room[members][:, intervals].T)
+        rise = np.ascontiguousarray(chunk_raise[members][:, intervals].T)
+        # A reduction is shared by the room to reduce, headroom by the room to rise.
+        weights = np.where((need >= 0)[:, None], room, rise)
+        total = weights.sum(axis=1)
+        weights = np.where((total > 1e-9)[:, None], weights, 1.0)
+        share = need[:, None] * weights / weights.sum(axis=1)[:, None]
+        first = len(rows)
+        for j, t in enumerate(intervals):
+            rows.append(
+                Row(
+                    request,
+                    feeder,
+                    int(t),
+                    price,
+                    members,
+                    base[j],
+                    room[j],
+                    rise[j],
+                    float(need[j]),
+                    share[j],
+                )
+            )
+        indices = range(first, len(rows))
+        for position, c in enumerate(members):
+            chunks[c].groups[(request, feeder)] = [(index, position) for index in indices]
+
     for r, scope in enumerate(data.scopes):
         members = sorted({int(chunk_of_site_array[s]) for s in scope.sites})
         request = scope.request
-        for t in scope.intervals:
-            base = chunk_base[members, t]
-            if request.kw is not None:
-                need = float(request.kw)
-            else:
-                assert scope.cap_kw is not None
-                need = float(base.sum() - scope.cap_kw[t - scope.intervals[0]])
-            rows.append(
-                Row(
-                    r,
-                    None,
-                    t,
-                    request.shortfall_price_per_kwh,
-                    members,
-                    base,
-                    chunk_room[members, t],
-                    need,
-                )
-            )
+        intervals = np.array(scope.intervals, dtype=np.int64)
+        if request.kw is not None:
+            need = np.full(len(intervals), float(request.kw))
+        else:
+            assert scope.cap_kw is not None
+            need = chunk_base[members][:, intervals].sum(axis=0) - np.asarray(scope.cap_kw)
+        add(r, None, request.shortfall_price_per_kwh, members, intervals, need)
     chunks_of: dict[str, list[int]] = defaultdict(list)
     for c, chunk in enumerate(chunks):
         chunks_of[chunk.feeder].append(c)
+    every = np.arange(steps)
     for feeder in data.feeder_ids:
         members = chunks_of[feeder]
         limit = data.feeder_import_max_kw[feeder]
         if len(members) < 2 or limit is None:
             continue
-        for t in range(steps):
-            base = chunk_base[members, t]
-            rows.append(
-                Row(
-                    -1,
-                    feeder,
-                    t,
-                    data.problem.limit_violation_cost_per_kwh,
-                    members,
-                    base,
-                    chunk_room[members, t],
-                    float(base.sum() - limit),
-                )
-            )
-    for index, row in enumerate(rows):
-        _allocate(row)
-        for position, c in enumerate(row.chunks):
-            chunks[c].groups.setdefault((row.request, row.feeder), []).append((index, position))
+        need = chunk_base[members].sum(axis=0) - limit
+        add(-1, feeder, data.problem.limit_violation_cost_per_kwh, members, every, need)
     return rows
 
 
-def chunk_problem(data: Prepared, chunk: Chunk, rows: list[Row]) -> Problem:
-    """The chunk's own problem: its sites and devices, its feeder (with the feeder's
-    limits when the chunk holds the whole feeder), and a ceiling per coupling row."""
-    problem = data.problem
-    fleet = problem.fleet
-    devices = fleet.devices()
-    mine = [devices[i] for i in sorted(chunk.devices)]
-    split = any(request < 0 for request, _ in chunk.groups)
-    whole = data.feeders.get(chunk.feeder)
-    feeder = Feeder(
-        chunk.feeder,
-        region=whole.region if whole else None,
-        import_max_kw=None if split or whole is None else whole.import_max_kw,
-        export_max_kw=whole.export_max_kw if whole else None,
-    )
-    step = data.horizon.resolution
-    requests = []
-    for (request, feeder_id), members in chunk.groups.items():
-        first, last = rows[members[0][0]], rows[members[-1][0]]
-        requests.append(
-            CapacityRequest(
-                f"request-{request}" if request >= 0 else f"feeder-{feeder_id}",
-                data.horizon.start + first.interval * step,
-                data.horizon.start + (last.interval + 1) * step,
-                feeder=chunk.feeder,
-                cap_kw=tuple(
-                    float(rows[index].baseline_kw[position] - rows[index].share_kw[position])
-                    for index, position in members
-                ),
-                shortfall_price_per_kwh=first.price_per_kwh,
-            )
-        )
-    sub = Fleet(
-        sites=tuple(fleet.sites[s] for s in chunk.sites),
-        feeders=(feeder,),
-        batteries=tuple(d for d in mine if isinstance(d, Battery)),
-        vehicles=tuple(d for d in mine if isinstance(d, ElectricVehicle)),
-        shiftable_loads=tuple(d for d in mine if isinstance(d, ShiftableLoad)),
-        curtailable_loads=tuple(d for d in mine if isinstance(d, CurtailableLoad)),
-        heat_pumps=tuple(d for d in mine if isinstance(d, HeatPump)),
-        pv_systems=tuple(d for d in mine if isinstance(d, PhotovoltaicSystem)),
-    )
-    return replace(problem, fleet=sub, requests=tuple(requests), name=f"{problem.name}-chunk")
-
-
-Work = tuple[Problem, tuple[np.ndarray, np.ndarray] | None]
-
-
-def solve_chunks(work: Sequence[Work]) -> list[Solution]:
-    """Solve chunk problems one after another, each from its earlier basis when given
-    (the unit of work sent to a worker)."""
-    out = []
-    for problem, basis in work:
-        built = build_arrays(problem, check=False)  # the whole problem was validated
-        out.append(solve_arrays(built, options=CHUNK_OPTIONS, basis=basis))
-    return out
-
-
-def _batches(items: Sequence[Any], size: int) -> list[list[Any]]:
-    return [list(items[i : i + size]) for i in range(0, len(items), size)]
-
-
-def _run(work: list[Work], map_function: MapFunction | None, batch: int) -> list[Solution]:
-    # At least eight units of work, so that every worker has some.
-    size = max(1, min(batch, -(-len(work) // 8)))
-    groups = _batches(work, size)
-    results = (
-        map(solve_chunks, groups) if map_function is None else map_function(solve_chunks, groups)
-    )
-    return [solution for group in results for solution in group]
-
-
-def plan_decomposed(
-    problem: Problem,
-    *,
-    chunk_devices: int = 24,
-    rounds: int = 4,
-    map_function: MapFunction | None = None,
-    batch: int = 200,
-) -> tuple[Prepared, Solution]:
-    """Plan ``problem`` by chunks (see the module docstring).
-
-    Parameters
-    ----------
-    chunk_devices : int
-        Devices per chunk (sites are never split).
-    rounds : int
-        Correction rounds at most; the cheapest assembled plan of all rounds is kept.
-    map_function : callable, optional
-        ``map_function(function, items)`` running ``function`` on each item, possibly in
-        parallel (a Dask ``Client.map`` followed by ``gather``); built-in ``map`` when
-        ``None``.
-    batch : int
-        Chunks per unit of work sent through ``map_function``.
-
-    Returns
-    -------
-    (Prepared, Solution)
-        The whole problem's arrays and the assembled solution.
-    """
-    if problem.integer:
-        raise ValueError("integer: the decomposed path plans LPs; use plan(method='arrays')")
-    started = time.perf_counter()
-    validate(problem)
-    data = prepare(problem)
-    chunks = partition(data, chunk_devices)
-    rows = coupling_rows(data, chunks)
-    problems = [chunk_problem(data, chunk, rows) for chunk in chunks]
-    prepared_s = time.perf_counter() - started
-    solutions = _run([(p, None) for p in problems], map_function, batch)
-    spent = {"chunk_build_s": 0.0, "chunk_solve_s": 0.0, "chunk_solves": 0.0}
-
-    def account(results: Iterable[Solution]) -> None:
-        for result in results:
-            spent["chunk_build_s"] += result.timings_s.get("build_s", 0.0)
-            spent["chunk_solve_s"] += result.timings_s.get("solve_s", 0.0)
-            spent["chunk_solves"] += 1
-
-    account(solutions)
-    solution = _assemble(data, chunks, rows, solutions)
-    rounds_run = 0
-    step = 0.5
-    for _ in range(rounds):
-        changed = _correct(rows, chunks, solutions, step)
-        if not changed:
-            break
-        fresh = _run(
-            [(chunk_problem(data, chunks[c], rows), solutions[c].basis) for c in changed],
-            map_function,
-            batch,
-        )
-        account(fresh)
-        rounds_run += 1
-        solutions = list(solutions)
-        for c, result in zip(changed, fresh, strict=True):
-            solutions[c] = result
-        candidate = _assemble(data, chunks, rows, solutions)
-        improvement = solution.objective - candidate.objective
-        if improvement > 0:
-            solution = candidate
-        if improvement < 1e-4 * abs(solution.objective):
-            break  # the shares have settled
-        step /= 2  # moves shrink so that the shares settle instead of swinging
-    solution.timings_s = {
-        "prepare_s": prepared_s,
-        "total_s": time.perf_counter() - started,
-        "rounds": float(rounds_run),
-        **spent,
-    }
-    solution.size = {
-        "variables": sum(s.size.get("variables", 0) for s in solutions),
-        "constraints": sum(s.size.get("constraints", 0) for s in solutions),
-        "nonzeros": sum(s.size.get("nonzeros", 0) for s in solutions),
-        "chunks": len(chunks),
-    }
-    return data, solution
-
-
 def _correct(
-    rows: list[Row], chunks: list[Chunk], solutions: list[Solution], step: float = 0.5
-) -> list[int]:
+    rows: list[Row],
+    chunks: list[Chunk],
+    shortfall: list[list[np.ndarray]],
+    duals: list[list[np.ndarray | None]],
+    step: float = 0.5,
+) -> tuple[list[int], float]:
     """Move shares of each coupling row from chunks where a kW costs more to chunks
     where it costs less (the optimum equalizes those marginal costs), and shortfalls to
-    chunks with room to spare; return the chunks whose shares changed.
+    chunks with room to spare; return the chunks whose shares changed and what the
+    moves would save at the marginal costs seen (a first-order, optimistic estimate).
 
     ``step`` is the share of a dearer chunk's allocation moved per round (all of what
     it missed is moved).
     """
     changed: set[int] = set()
+    saving = 0.0
     # Every (row, position) entry flattened, so that the rows needing work are found
     # with array operations and only those are visited one by one.
     sizes = np.array([len(row.chunks) for row in rows], dtype=np.int64)
@@ -399,11 +353,10 @@ def _correct(
     missing_all = np.zeros(int(sizes.sum()))
     marginal_all = np.full(int(sizes.sum()), np.inf)
     for c, chunk in enumerate(chunks):
-        solution = solutions[c]
         for k, members in enumerate(chunk.groups.values()):
             flat = offsets[[index for index, _ in members]] + [position for _, position in members]
-            missing_all[flat] = solution.request_shortfall_kw[k]
-            dual = solution.request_dual[k]
+            missing_all[flat] = shortfall[c][k]
+            dual = duals[c][k]
             if dual is not None:
                 marginal_all[flat] = -dual
     busy = sizes >= 2
@@ -420,7 +373,12 @@ def _correct(
         missing = missing_all[span]
         costs = marginal_all[span]
         cheapest = float(costs.min())
-        dear = (costs > cheapest + 1e-6 * max(1.0, abs(cheapest))) | (missing > 1e-6)
+        # Shares move from the dearer half to the cheaper half: with thousands of
+        # chunks in a row, loading everything onto the very cheapest few would only
+        # make them the dearest of the next round.
+        finite = costs[np.isfinite(costs)]
+        pivot = float(np.median(finite)) if len(finite) else cheapest
+        dear = (costs > pivot + 1e-6 * max(1.0, abs(pivot))) | (missing > 1e-6)
         spare = np.clip(row.room_kw - row.share_kw, 0, None) * ~dear
         if not dear.any() or spare.sum() <= 1e-9:
             continue
@@ -432,85 +390,417 @@ def _correct(
         moved = min(float(give.sum()), float(spare.sum()))
         if moved <= 1e-6:
             continue
-        row.share_kw = row.share_kw - give * (moved / give.sum()) + spare * (moved / spare.sum())
+        given = give * (moved / give.sum())
+        row.share_kw = row.share_kw - given + spare * (moved / spare.sum())
         changed.update(row.chunks[p] for p in np.flatnonzero((give > 0) | (spare > 0)))
-    return sorted(changed)
+        saving += float(given @ np.where(np.isfinite(costs), costs - cheapest, 0.0))
+    return sorted(changed), saving
+
+
+@dataclass
+class Layout:
+    """Where the whole problem's sites, devices and coupling groups sit in the LP of
+    chunks: ``*_order`` give, per position there, the index in the whole problem."""
+
+    problem: Problem
+    data: Prepared  # the chunks' problem's arrays, taken from the whole problem's
+    site_order: np.ndarray
+    device_order: np.ndarray
+    family_order: dict[str, np.ndarray]
+    chunk_of_site: np.ndarray  # per site there
+    chunk_of_device: np.ndarray  # per device there
+    groups: list[tuple[int, int]]  # per request there: (chunk, group number)
+    caps: list[np.ndarray] = field(default_factory=list)  # per request there [kW]
+
+
+FAMILIES = (
+    ("batteries", Battery),
+    ("vehicles", ElectricVehicle),
+    ("shiftable_loads", ShiftableLoad),
+    ("curtailable_loads", CurtailableLoad),
+    ("heat_pumps", HeatPump),
+    ("pv_systems", PhotovoltaicSystem),
+)
+
+
+def _caps(chunk: Chunk, rows: list[Row]) -> list[np.ndarray]:
+    """The chunk's ceiling per coupling group and interval: its baseline less its share."""
+    return [
+        np.array(
+            [
+                rows[index].baseline_kw[position] - rows[index].share_kw[position]
+                for index, position in members
+            ]
+        )
+        for members in chunk.groups.values()
+    ]
+
+
+def layout(data: Prepared, chunks: list[Chunk], rows: list[Row]) -> Layout:
+    """The problem of all chunks side by side: each chunk's sites on a feeder of their
+    own (with the real feeder's limits when the chunk holds all of it), and each of its
+    shares of a coupling row a ceiling request on that feeder."""
+    problem = data.problem
+    fleet = problem.fleet
+    devices = fleet.devices()
+    steps = data.horizon.intervals
+    site_order = np.array([s for chunk in chunks for s in chunk.sites], dtype=np.int64)
+    chunk_of_site = np.repeat(np.arange(len(chunks)), [len(c.sites) for c in chunks])
+    place = np.empty(len(fleet.sites), dtype=np.int64)
+    place[site_order] = np.arange(len(site_order))
+    sites = [
+        replace(fleet.sites[s], feeder=f"chunk-{c:07d}")
+        for s, c in zip(site_order.tolist(), chunk_of_site.tolist(), strict=True)
+    ]
+    feeders = []
+    for c, chunk in enumerate(chunks):
+        split = any(request < 0 for request, _ in chunk.groups)
+        whole = data.feeders.get(chunk.feeder)
+        feeders.append(
+            Feeder(
+                f"chunk-{c:07d}",
+                import_max_kw=None if split or whole is None else whole.import_max_kw,
+                export_max_kw=whole.export_max_kw if whole else None,
+            )
+        )
+    # Devices kind by kind, in the order of their sites there, so that two chunks of
+    # one kind lay out their columns alike.
+    offset = 0
+    family_order: dict[str, np.ndarray] = {}
+    families: dict[str, tuple[Device, ...]] = {}
+    shapes = [device_shape(d) for d in devices]
+    for name, _ in FAMILIES:
+        family: tuple[Device, ...] = getattr(fleet, name)
+        ranked = sorted(
+            range(len(family)),
+            key=lambda i: (
+                place[data.site_of[family[i].device_id]],
+                shapes[offset + i],
+                i,
+            ),
+        )
+        family_order[name] = np.array(ranked, dtype=np.int64)
+        families[name] = tuple(family[i] for i in ranked)
+        offset += len(family)
+    offsets = np.cumsum([0] + [len(getattr(fleet, name)) for name, _ in FAMILIES])
+    device_order = np.concatenate(
+        [family_order[name] + offsets[k] for k, (name, _) in enumerate(FAMILIES)]
+    ).astype(np.int64)
+    chunk_of_device = (
+        chunk_of_site[place[[data.site_of[devices[i].device_id] for i in device_order]]]
+        if len(device_order)
+        else np.zeros(0, dtype=np.int64)
+    )
+    stamps = [data.horizon.start + i * data.horizon.resolution for i in range(steps + 1)]
+    site_start = np.concatenate([[0], np.cumsum([len(c.sites) for c in chunks])])
+    requests = []
+    scopes = []
+    groups: list[tuple[int, int]] = []
+    caps = []
+    for c, chunk in enumerate(chunks):
+        for k, (members, cap) in enumerate(
+            zip(chunk.groups.values(), _caps(chunk, rows), strict=True)
+        ):
+            first, last = rows[members[0][0]].interval, rows[members[-1][0]].interval
+            request = CapacityRequest(
+                f"chunk-{c}-{k}",
+                stamps[first],
+                stamps[last + 1],
+                feeder=f"chunk-{c:07d}",
+                cap_kw=tuple(cap.tolist()),
+                shortfall_price_per_kwh=rows[members[0][0]].price_per_kwh,
+            )
+            requests.append(request)
+            scopes.append(
+                RequestScope(
+                    request,
+                    tuple(range(site_start[c], site_start[c + 1])),
+                    tuple(range(first, last + 1)),
+                    cap,
+                )
+            )
+            groups.append((c, k))
+            caps.append(cap)
+    whole_fleet = Fleet(
+        sites=tuple(sites),
+        feeders=tuple(feeders),
+        batteries=families["batteries"],  # type: ignore[arg-type]
+        vehicles=families["vehicles"],  # type: ignore[arg-type]
+        shiftable_loads=families["shiftable_loads"],  # type: ignore[arg-type]
+        curtailable_loads=families["curtailable_loads"],  # type: ignore[arg-type]
+        heat_pumps=families["heat_pumps"],  # type: ignore[arg-type]
+        pv_systems=families["pv_systems"],  # type: ignore[arg-type]
+    )
+    chunks_problem = replace(
+        problem, fleet=whole_fleet, requests=tuple(requests), name=f"{problem.name}-chunks"
+    )
+    # The arrays of the chunks' problem are the whole problem's, reordered: worked
+    # out once, not again for 100,000 devices.
+    order = family_order
+    chunk_data = replace(
+        data,
+        problem=chunks_problem,
+        site_ids=[data.site_ids[s] for s in site_order],
+        site_feeder=[site.feeder for site in sites],
+        site_base_kw=data.site_base_kw[site_order],
+        site_import_max_kw=[data.site_import_max_kw[s] for s in site_order],
+        site_export_max_kw=[data.site_export_max_kw[s] for s in site_order],
+        feeder_ids=[f.feeder_id for f in feeders],
+        feeder_import_max_kw={f.feeder_id: f.import_max_kw for f in feeders},
+        feeder_export_max_kw={f.feeder_id: f.export_max_kw for f in feeders},
+        feeder_region={f.feeder_id: None for f in feeders},
+        feeders={f.feeder_id: f for f in feeders},
+        site_of={d.device_id: int(place[data.site_of[d.device_id]]) for d in devices},
+        vehicle_windows=[data.vehicle_windows[i] for i in order["vehicles"]],
+        shiftable_starts=[data.shiftable_starts[i] for i in order["shiftable_loads"]],
+        curtail_max_kw=[data.curtail_max_kw[i] for i in order["curtailable_loads"]],
+        curtail_baseline_kw=[data.curtail_baseline_kw[i] for i in order["curtailable_loads"]],
+        curtail_rebound_max_kw=[data.curtail_rebound_max_kw[i] for i in order["curtailable_loads"]],
+        heat_pump_outdoor_c=[data.heat_pump_outdoor_c[i] for i in order["heat_pumps"]],
+        pv_forecast_kw=[data.pv_forecast_kw[i] for i in order["pv_systems"]],
+        scopes=scopes,
+    )
+    return Layout(
+        chunks_problem,
+        chunk_data,
+        site_order,
+        device_order,
+        family_order,
+        chunk_of_site,
+        np.asarray(chunk_of_device, dtype=np.int64),
+        groups,
+        caps,
+    )
+
+
+def block_lp(built: Built, chunks: int) -> BlockLP:
+    """The LP of ``built`` (built with owners) cut into one block per chunk."""
+    lp = built.lp
+    assert lp.column_owner is not None and lp.row_owner is not None
+    return BlockLP.build(
+        entries=(_cat(lp.entries_row, int), _cat(lp.entries_col, int), _cat(lp.entries_val)),
+        column_owner=_cat(lp.column_owner, int),
+        row_owner=_cat(lp.row_owner, int),
+        blocks=chunks,
+        lower=_cat(lp.lower),
+        upper=_cat(lp.upper),
+        cost=_cat(lp.cost),
+        row_lower=_cat(lp.row_lower),
+        row_upper=_cat(lp.row_upper),
+    )
+
+
+def owners_of(lay: Layout, data: Prepared) -> dict[str, np.ndarray]:
+    """The chunk of every device, site, feeder and request of the chunks' problem."""
+    fleet = lay.problem.fleet
+    place = {d.device_id: i for i, d in enumerate(fleet.devices())}
+    out = {
+        name: lay.chunk_of_device[[place[d.device_id] for d in getattr(fleet, name)]]
+        for name, _ in FAMILIES
+    }
+    out["sites"] = lay.chunk_of_site
+    out["feeders"] = np.array(
+        [int(f.feeder_id.split("-")[1]) for f in sorted(fleet.feeders, key=lambda f: f.feeder_id)],
+        dtype=np.int64,
+    )
+    out["requests"] = np.array([c for c, _ in lay.groups], dtype=np.int64)
+    return out
+
+
+def plan_decomposed(
+    problem: Problem,
+    *,
+    chunk_devices: int = 12,
+    rounds: int = 4,
+    map_function: MapFunction | None = None,
+    batch: int = 200,
+    threads: int | None = None,
+    time_limit_s: float | None = None,
+) -> tuple[Prepared, Solution]:
+    """Plan ``problem`` by chunks (see the module docstring).
+
+    Parameters
+    ----------
+    chunk_devices : int
+        Devices per chunk, about (sites are never split).
+    rounds : int
+        Correction rounds at most; the cheapest assembled plan of all rounds is kept.
+    map_function : callable, optional
+        ``map_function(function, items)`` running ``function`` on each item, possibly in
+        parallel (a Dask ``Client.map`` followed by ``gather``); in this process when
+        ``None``.
+    batch : int
+        Chunks of one shape solved in turn on one HiGHS instance (a unit of work
+        sent through ``map_function``).
+    threads : int, optional
+        Threads solving chunks side by side in this process (without
+        ``map_function``); the machine's cores when ``None``.
+    time_limit_s : float, optional
+        A correction round starts only when it would end, at the pace of the round
+        before, within this many seconds of the start; the first pass always runs.
+
+    Returns
+    -------
+    (Prepared, Solution)
+        The whole problem's arrays and the assembled solution.
+    """
+    if problem.integer:
+        raise ValueError("integer: the decomposed path plans LPs; use plan(method='arrays')")
+    with PauseGC():  # millions of small objects: collections would only rescan them
+        return _plan_decomposed(
+            problem, chunk_devices, rounds, map_function, batch, threads, time_limit_s
+        )
+
+
+def _plan_decomposed(
+    problem: Problem,
+    chunk_devices: int,
+    rounds: int,
+    map_function: MapFunction | None,
+    batch: int,
+    threads: int | None,
+    time_limit_s: float | None,
+) -> tuple[Prepared, Solution]:
+    started = time.perf_counter()
+    validate(problem)
+    data = prepare(problem)
+    chunks = partition(data, chunk_devices)
+    rows = coupling_rows(data, chunks)
+    lay = layout(data, chunks, rows)
+    built = build_arrays(
+        lay.problem, check=False, fixed_shape=True, owners=owners_of(lay, data), data=lay.data
+    )
+    blocks = block_lp(built, len(chunks))
+    prepared_s = time.perf_counter() - started
+    solver = BlockSolver(blocks, map_function, batch, threads or os.cpu_count() or 1)
+    x = np.zeros(built.lp.columns)
+    row_dual = np.zeros(built.lp.rows)
+    status = ["optimal"]
+
+    def solve(which: list[int]) -> Solution:
+        for solved in solver.solve(which):
+            if not solved.feasible:
+                raise RuntimeError(
+                    f"chunk of feeder {chunks[solved.block].feeder}: solver status {solved.status}"
+                )
+            if solved.status != "optimal":
+                status[0] = solved.status
+            assert solved.x is not None and solved.row_dual is not None
+            b = solved.block
+            x[blocks.column_order[blocks.columns[b] : blocks.columns[b + 1]]] = solved.x
+            row_dual[blocks.row_order[blocks.rows[b] : blocks.rows[b + 1]]] = solved.row_dual
+        return read_solution(built, x, row_dual, status=status[0])
+
+    passed = time.perf_counter()
+    parts = solve(list(range(len(chunks))))
+    first_pass_s = time.perf_counter() - passed
+    solution = _assemble(data, lay, chunks, rows, parts)
+    rounds_run = 0
+    step = 0.5
+    for _ in range(rounds):
+        now = time.perf_counter()
+        if time_limit_s is not None and now + (now - passed) - started > time_limit_s:
+            break  # another round would not end in time
+        passed = now
+        shortfall: list[list[np.ndarray]] = [[] for _ in chunks]
+        duals: list[list[np.ndarray | None]] = [[] for _ in chunks]
+        for r, (c, _k) in enumerate(lay.groups):
+            shortfall[c].append(parts.request_shortfall_kw[r])
+            duals[c].append(parts.request_dual[r])
+        changed, saving = _correct(rows, chunks, shortfall, duals, step)
+        if not changed or saving < 1e-4 * abs(solution.objective):
+            break  # nothing left that is worth a round
+        _move_caps(built, blocks, lay, chunks, rows, changed)
+        parts = solve(changed)
+        rounds_run += 1
+        candidate = _assemble(data, lay, chunks, rows, parts)
+        improvement = solution.objective - candidate.objective
+        if improvement > 0:
+            solution = candidate
+        if improvement < 1e-4 * abs(solution.objective):
+            break  # the shares have settled
+        step /= 2  # moves shrink so that the shares settle instead of swinging
+    solution.timings_s = {
+        "prepare_s": prepared_s,
+        "total_s": time.perf_counter() - started,
+        "rounds": float(rounds_run),
+        "first_pass_s": first_pass_s,
+        "chunk_solve_s": solver.solve_s,
+        "chunk_solves": float(solver.solves),
+    }
+    solution.size = {
+        "variables": built.lp.columns,
+        "constraints": built.lp.rows,
+        "nonzeros": len(blocks.value),
+        "chunks": len(chunks),
+        "shapes": len(set(blocks.keys)),
+    }
+    return data, solution
+
+
+def _move_caps(
+    built: Built,
+    blocks: BlockLP,
+    lay: Layout,
+    chunks: list[Chunk],
+    rows: list[Row],
+    changed: list[int],
+) -> None:
+    """Give the changed chunks' ceiling rows their new shares."""
+    first_request: dict[int, int] = {}
+    for r, (c, _k) in enumerate(lay.groups):
+        first_request.setdefault(c, r)
+    for c in changed:
+        for k, cap in enumerate(_caps(chunks[c], rows)):
+            r = first_request[c] + k
+            # A ceiling's row bound is the cap less constants: it moves with the cap.
+            positions = blocks.row_position[built.request_rows[r]]
+            blocks.row_upper[positions] += cap - lay.caps[r]
+            lay.caps[r] = cap
 
 
 def _assemble(
-    data: Prepared, chunks: list[Chunk], rows: list[Row], solutions: list[Solution]
+    data: Prepared, lay: Layout, chunks: list[Chunk], rows: list[Row], parts: Solution
 ) -> Solution:
+    """The chunks' solution in the whole problem's order, priced on the whole problem."""
     fleet = data.problem.fleet
     steps = data.horizon.intervals
-    devices = fleet.devices()
-    kinds = {
-        "battery": [d.device_id for d in fleet.batteries],
-        "vehicle": [d.device_id for d in fleet.vehicles],
-        "curtail": [d.device_id for d in fleet.curtailable_loads],
-        "pump": [d.device_id for d in fleet.heat_pumps],
+
+    def back(values: np.ndarray, order: np.ndarray) -> np.ndarray:
+        out = np.zeros_like(values)
+        out[order] = values
+        return out
+
+    power = back(parts.power_kw, lay.device_order)
+    order = lay.family_order
+    battery = {
+        "charge": back(parts.battery_charge_kw, order["batteries"]),
+        "discharge": back(parts.battery_discharge_kw, order["batteries"]),
+        "soc": back(parts.battery_soc_kwh, order["batteries"]),
     }
-    position = {name: {d: i for i, d in enumerate(ids)} for name, ids in kinds.items()}
-    power = np.zeros((len(devices), steps))
-    battery = {k: np.zeros((len(fleet.batteries), steps)) for k in ("charge", "discharge", "soc")}
-    ev_charge = np.zeros((len(fleet.vehicles), steps))
-    ev_discharge = np.zeros((len(fleet.vehicles), steps))
-    ev_unmet = np.zeros(len(fleet.vehicles))
-    curtail = np.zeros((len(fleet.curtailable_loads), steps))
-    pump_kw = np.zeros((len(fleet.heat_pumps), steps))
-    pump_temp = np.zeros((len(fleet.heat_pumps), steps))
-    site_net = np.zeros((len(data.site_ids), steps))
-    site_violation = np.zeros((len(data.site_ids), steps))
-    status = "optimal"
-    for chunk, solution in zip(chunks, solutions, strict=True):
-        if not solution.feasible:
-            raise RuntimeError(f"chunk of feeder {chunk.feeder}: solver status {solution.status}")
-        if solution.status != "optimal":
-            status = solution.status
-        # A chunk's devices come in the fleet's own order (kind by kind), as its rows do.
-        order = sorted(chunk.devices)
-        power[order] = solution.power_kw
-        sub = [devices[i] for i in order]
-        for name, array_sets in (
-            (
-                "battery",
-                [
-                    (battery["charge"], solution.battery_charge_kw),
-                    (battery["discharge"], solution.battery_discharge_kw),
-                    (battery["soc"], solution.battery_soc_kwh),
-                ],
-            ),
-            (
-                "vehicle",
-                [(ev_charge, solution.ev_charge_kw), (ev_discharge, solution.ev_discharge_kw)],
-            ),
-            ("curtail", [(curtail, solution.curtail_kw)]),
-            ("pump", [(pump_kw, solution.heat_pump_kw), (pump_temp, solution.heat_pump_temp_c)]),
-        ):
-            local = [position[name][d.device_id] for d in sub if d.device_id in position[name]]
-            for target, values in array_sets:
-                if local:
-                    target[local] = values
-        local_vehicles = [
-            position["vehicle"][d.device_id] for d in sub if d.device_id in position["vehicle"]
-        ]
-        if local_vehicles:
-            ev_unmet[local_vehicles] = solution.ev_unmet_kwh
-        site_net[chunk.sites] = solution.site_net_kw
-        site_violation[chunk.sites] = solution.site_violation_kw
+    ev_charge = back(parts.ev_charge_kw, order["vehicles"])
+    ev_discharge = back(parts.ev_discharge_kw, order["vehicles"])
+    ev_unmet = back(parts.ev_unmet_kwh, order["vehicles"])
+    curtail = back(parts.curtail_kw, order["curtailable_loads"])
+    pump_kw = back(parts.heat_pump_kw, order["heat_pumps"])
+    pump_temp = back(parts.heat_pump_temp_c, order["heat_pumps"])
+    site_net = back(parts.site_net_kw, lay.site_order)
+    site_violation = back(parts.site_violation_kw, lay.site_order)
     feeders = feeder_violation(data, site_net)
     shortfall = [request_shortfall(data, power, r) for r in range(len(data.scopes))]
     duals: list[np.ndarray | None] = []
+    best = [np.full(len(scope.intervals), np.inf) for scope in data.scopes]
+    for r, (c, k) in enumerate(lay.groups):
+        dual = parts.request_dual[r]
+        members = list(chunks[c].groups.values())[k]
+        for j, (index, _) in enumerate(members):
+            row = rows[index]
+            if row.request >= 0 and dual is not None:
+                i = row.interval - data.scopes[row.request].intervals[0]
+                best[row.request][i] = min(best[row.request][i], -float(dual[j]))
     for r, scope in enumerate(data.scopes):
-        best = np.full(len(scope.intervals), np.inf)
-        for c, chunk in enumerate(chunks):
-            for k, j, index, _ in chunk.entries():
-                row = rows[index]
-                dual = solutions[c].request_dual[k]
-                if row.request == r and dual is not None:
-                    i = row.interval - scope.intervals[0]
-                    best[i] = min(best[i], -float(dual[j]))
         sign = 1.0 if scope.request.kw is not None else -1.0
-        duals.append(np.where(np.isfinite(best), best, np.nan) * sign)
+        duals.append(np.where(np.isfinite(best[r]), best[r], np.nan) * sign)
     costs = evaluate_costs(
         data,
         battery_charge_kw=battery["charge"],
@@ -524,8 +814,9 @@ def _assemble(
         feeder_violation_kw=feeders,
         shortfall_kw=shortfall,
     )
+    assert power.shape == (len(fleet.devices()), steps)
     return Solution(
-        status=status,
+        status=parts.status,
         feasible=True,
         objective=float(sum(costs.values())),
         mip_gap=None,

@@ -179,7 +179,10 @@ def prepare(problem: Problem) -> Prepared:
         data.baseline_kw[pump.device_id] = heat_pump_baseline(pump, outdoor)
     for pv, forecast in zip(fleet.pv_systems, data.pv_forecast_kw, strict=True):
         data.baseline_kw[pv.device_id] = -forecast
-    data.scopes = [_scope(r, data) for r in problem.requests]
+    sites_of: dict[str, list[int]] = {}
+    for i, feeder in enumerate(data.site_feeder):
+        sites_of.setdefault(feeder, []).append(i)
+    data.scopes = [_scope(r, data, sites_of) for r in problem.requests]
     return data
 
 
@@ -205,12 +208,14 @@ def heat_pump_baseline(pump: HeatPump, outdoor_c: np.ndarray) -> np.ndarray:
     return np.clip(need, 0.0, pump.p_max_kw)
 
 
-def _scope(request: CapacityRequest, data: Prepared) -> RequestScope:
+def _scope(
+    request: CapacityRequest, data: Prepared, sites_of: dict[str, list[int]]
+) -> RequestScope:
     if request.feeder is not None:
-        feeders = {request.feeder}
+        feeders = [request.feeder]
     else:
-        feeders = {f for f, region in data.feeder_region.items() if region == request.region}
-    sites = tuple(i for i, f in enumerate(data.site_feeder) if f in feeders)
+        feeders = [f for f, region in data.feeder_region.items() if region == request.region]
+    sites = tuple(sorted(s for f in feeders for s in sites_of.get(f, [])))
     first = max(0, math.floor(data.horizon.position(request.start) + 1e-9))
     last = min(data.horizon.intervals, math.ceil(data.horizon.position(request.end) - 1e-9))
     cap = None

@@ -105,7 +105,7 @@ def plan(
     time_limit_s: float | None = None,
     mip_gap: float | None = None,
     threads: int | None = None,
-    chunk_devices: int = 24,
+    chunk_devices: int = 12,
     map_function: MapFunction | None = None,
 ) -> Plan:
     """Build, solve and read back the plan of ``problem``.
@@ -120,7 +120,9 @@ def plan(
         :mod:`optimizer.model` and hands it over through :func:`optimizer.highs.solve`;
         both give the same optimum. ``decomposed`` solves chunks of ``chunk_devices``
         devices apart and couples them by allocation (:mod:`optimizer.decompose`), for
-        fleets of thousands of devices and more, in parallel through ``map_function``.
+        fleets of thousands of devices and more, in parallel through ``map_function``
+        (or on ``threads`` threads); there ``time_limit_s`` bounds the correction
+        rounds that follow the first pass.
 
     Raises
     ------
@@ -155,7 +157,11 @@ def plan(
             solution = Solution.empty(result.status, timings, size)
     elif method == "decomposed":
         data, solution = plan_decomposed(
-            problem, chunk_devices=chunk_devices, map_function=map_function
+            problem,
+            chunk_devices=chunk_devices,
+            map_function=map_function,
+            threads=threads,
+            time_limit_s=time_limit_s,
         )
     else:
         raise ValueError(f"method must be 'arrays', 'pyomo' or 'decomposed', not {method!r}")

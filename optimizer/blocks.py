@@ -1,0 +1,380 @@
+"""A block-diagonal LP split into its blocks, and blocks of one shape solved hot.
+
+The fleet path (:mod:`optimizer.decompose`) builds one LP in which every chunk of
+sites is its own block: no row holds columns of two chunks. Here that LP is cut into
+its blocks, and blocks whose matrices are identical (sites of one kind: the same
+device families with the same coefficients, only limits, windows and prices apart)
+are solved one after another on one HiGHS instance: after the first, each solve only
+changes the bounds and costs that differ and starts from the basis left by the one
+before, which takes a fraction of the iterations a solve from scratch needs. A block
+solved again (after its coupling rows moved) starts from its own last basis.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+import highspy
+import numpy as np
+import scipy.sparse as sp
+
+from optimizer.highs import _status
+
+#: HiGHS options for blocks: dual simplex without presolve suits small LPs and hot
+#: starts; one thread each, since blocks run side by side.
+BLOCK_OPTIONS: dict[str, bool | int | float | str] = {
+    "presolve": "off",
+    "simplex_strategy": 1,
+    "threads": 1,
+}
+
+MapFunction = Callable[[Callable[[Any], Any], Sequence[Any]], Iterable[Any]]
+
+
+@dataclass
+class BlockLP:
+    """An LP with its columns and rows sorted block by block.
+
+    ``columns[b]:columns[b + 1]`` and ``rows[b]:rows[b + 1]`` are block ``b``'s ranges;
+    ``column_order`` and ``row_order`` give the original position of each sorted one.
+    """
+
+    start: np.ndarray
+    index: np.ndarray
+    value: np.ndarray
+    lower: np.ndarray
+    upper: np.ndarray
+    cost: np.ndarray
+    row_lower: np.ndarray
+    row_upper: np.ndarray
+    columns: np.ndarray
+    rows: np.ndarray
+    column_order: np.ndarray
+    row_order: np.ndarray
+    row_position: np.ndarray  # sorted position of each original row
+    keys: list[int] = field(default_factory=list)  # blocks with one key: one matrix
+
+    @classmethod
+    def build(
+        cls,
+        entries: tuple[np.ndarray, np.ndarray, np.ndarray],
+        column_owner: np.ndarray,
+        row_owner: np.ndarray,
+        blocks: int,
+        *,
+        lower: np.ndarray,
+        upper: np.ndarray,
+        cost: np.ndarray,
+        row_lower: np.ndarray,
+        row_upper: np.ndarray,
+    ) -> BlockLP:
+        """Sort the columns and rows of an LP given as (row, column, value) entries
+        (duplicates summed) by their block, keeping their order within a block.
+
+        Raises ``ValueError`` when a column or row has no block, and
+        ``RuntimeError`` when a row holds columns of two blocks.
+        """
+        if (column_owner < 0).any() or (row_owner < 0).any():
+            raise ValueError("every column and row needs a block")
+        column_order = np.argsort(column_owner, kind="stable")
+        row_order = np.argsort(row_owner, kind="stable")
+        column_position = np.empty_like(column_order)
+        column_position[column_order] = np.arange(len(column_order))
+        row_position = np.empty_like(row_order)
+        row_position[row_order] = np.arange(len(row_order))
+        entry_row, entry_column, entry_value = entries
+        matrix = sp.csc_array(
+            (entry_value, (row_position[entry_row], column_position[entry_column])),
+            shape=(len(row_order), len(column_order)),
+        )
+        matrix.sum_duplicates()
+        out = cls(
+            start=matrix.indptr.astype(np.int64),
+            index=matrix.indices.astype(np.int32, copy=False),
+            value=matrix.data.astype(np.float64, copy=False),
+            lower=lower[column_order],
+            upper=upper[column_order],
+            cost=cost[column_order],
+            row_lower=row_lower[row_order],
+            row_upper=row_upper[row_order],
+            columns=np.searchsorted(column_owner[column_order], np.arange(blocks + 1)),
+            rows=np.searchsorted(row_owner[row_order], np.arange(blocks + 1)),
+            column_order=column_order,
+            row_order=row_order,
+            row_position=row_position,
+        )
+        out.keys = out._shapes(blocks)
+        return out
+
+    def block(self, b: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Block ``b``'s matrix, column-wise: (start, index, value)."""
+        c0, c1 = self.columns[b], self.columns[b + 1]
+        first, last = self.start[c0], self.start[c1]
+        return (
+            (self.start[c0 : c1 + 1] - first).astype(np.int32),
+            self.index[first:last] - np.int32(self.rows[b]),
+            self.value[first:last],
+        )
+
+    def _shapes(self, blocks: int) -> list[int]:
+        """Number the distinct block matrices: blocks are compared whole with those of
+        a cheap fingerprint in common, so equal numbers mean equal matrices."""
+        keys: list[int] = []
+        distinct = 0
+        seen: dict[tuple[int, int, int, float, int], list[tuple[int, int]]] = {}
+        for b in range(blocks):
+            start, index, value = self.block(b)
+            if len(index) and (index.min() < 0 or index.max() >= self.rows[b + 1] - self.rows[b]):
+                raise RuntimeError(f"block {b} holds rows of another block")
+            fingerprint = (
+                len(start),
+                int(self.rows[b + 1] - self.rows[b]),
+                len(value),
+                float(value.sum()),
+                int(index.sum(dtype=np.int64)),
+            )
+            for key, other in seen.get(fingerprint, []):
+                o_start, o_index, o_value = self.block(other)
+                if (
+                    np.array_equal(start, o_start)
+                    and np.array_equal(index, o_index)
+                    and np.array_equal(value, o_value)
+                ):
+                    keys.append(key)
+                    break
+            else:
+                keys.append(distinct)
+                seen.setdefault(fingerprint, []).append((distinct, b))
+                distinct += 1
+        return keys
+
+    def bounds(self, b: int) -> tuple[np.ndarray, ...]:
+        """Block ``b``'s column lower/upper bounds, costs and row lower/upper bounds."""
+        cs = slice(self.columns[b], self.columns[b + 1])
+        rs = slice(self.rows[b], self.rows[b + 1])
+        return (
+            self.lower[cs],
+            self.upper[cs],
+            self.cost[cs],
+            self.row_lower[rs],
+            self.row_upper[rs],
+        )
+
+
+@dataclass
+class Task:
+    """Blocks of one shape to solve in turn: the shared matrix and, per block, its
+    bounds and the basis to start from (``None``: the previous block's)."""
+
+    matrix: tuple[np.ndarray, np.ndarray, np.ndarray]
+    blocks: list[int]
+    bounds: list[tuple[np.ndarray, ...]]
+    bases: list[Any]
+
+
+@dataclass
+class Solved:
+    """One block's outcome."""
+
+    block: int
+    status: str
+    feasible: bool
+    x: np.ndarray | None
+    row_dual: np.ndarray | None
+    basis: Any
+    solve_s: float
+
+
+class HotSolver:
+    """One HiGHS instance for blocks of one shape; each next block changes only the
+    bounds and costs that differ from the block solved last."""
+
+    def __init__(self, matrix: tuple[np.ndarray, np.ndarray, np.ndarray]) -> None:
+        self.matrix = matrix
+        self.highs: highspy.Highs | None = None
+        self.loaded: tuple[np.ndarray, ...] | None = None
+
+    def _load(self, bounds: tuple[np.ndarray, ...]) -> None:
+        lower, upper, cost, row_lower, row_upper = bounds
+        if self.highs is None or self.loaded is None:
+            self.highs = highspy.Highs()
+            self.highs.setOptionValue("output_flag", False)
+            for name, option in BLOCK_OPTIONS.items():
+                self.highs.setOptionValue(name, option)
+            start, index, value = self.matrix
+            self.highs.passModel(
+                len(lower),
+                len(row_lower),
+                len(value),
+                int(highspy.MatrixFormat.kColwise),
+                int(highspy.ObjSense.kMinimize),
+                0.0,
+                np.ascontiguousarray(cost),
+                np.ascontiguousarray(lower),
+                np.ascontiguousarray(upper),
+                np.ascontiguousarray(row_lower),
+                np.ascontiguousarray(row_upper),
+                start,
+                index,
+                value,
+                np.zeros(len(lower), dtype=np.int32),
+            )
+        else:
+            old_lower, old_upper, old_cost, old_row_lower, old_row_upper = self.loaded
+            changed = np.flatnonzero((lower != old_lower) | (upper != old_upper)).astype(np.int32)
+            if len(changed):
+                self.highs.changeColsBounds(len(changed), changed, lower[changed], upper[changed])
+            changed = np.flatnonzero(cost != old_cost).astype(np.int32)
+            if len(changed):
+                self.highs.changeColsCost(len(changed), changed, cost[changed])
+            changed = np.flatnonzero(
+                (row_lower != old_row_lower) | (row_upper != old_row_upper)
+            ).astype(np.int32)
+            if len(changed):
+                self.highs.changeRowsBounds(  # type: ignore[attr-defined]
+                    len(changed), changed, row_lower[changed], row_upper[changed]
+                )
+        self.loaded = tuple(np.array(a, copy=True) for a in bounds)
+
+    def solve(self, block: int, bounds: tuple[np.ndarray, ...], basis: Any = None) -> Solved:
+        self._load(bounds)
+        highs = self.highs
+        assert highs is not None
+        if basis is not None:
+            highs.setBasis(basis if isinstance(basis, highspy.HighsBasis) else _basis(basis))
+        started = time.perf_counter()
+        highs.run()
+        solve_s = time.perf_counter() - started
+        info = highs.getInfo()
+        has_point = info.primal_solution_status == int(
+            highspy.SolutionStatus.kSolutionStatusFeasible
+        )
+        status, feasible = _status(highs.getModelStatus(), has_point)
+        if not feasible:
+            # Start the next block afresh rather than from a failed one.
+            self.highs = None
+            self.loaded = None
+            return Solved(block, status, False, None, None, None, solve_s)
+        solution = highs.getSolution()
+        return Solved(
+            block,
+            status,
+            True,
+            np.asarray(solution.col_value, dtype=np.float64),
+            np.asarray(solution.row_dual, dtype=np.float64),
+            highs.getBasis(),
+            solve_s,
+        )
+
+
+_STATUS = {int(s.value): s for s in highspy.HighsBasisStatus.__members__.values()}
+
+
+def _basis(codes: tuple[np.ndarray, np.ndarray]) -> highspy.HighsBasis:
+    basis = highspy.HighsBasis()
+    basis.col_status = [_STATUS[int(s)] for s in codes[0]]
+    basis.row_status = [_STATUS[int(s)] for s in codes[1]]
+    basis.valid = True
+    return basis
+
+
+def _codes(basis: highspy.HighsBasis) -> tuple[np.ndarray, np.ndarray]:
+    return (
+        np.array([s.value for s in basis.col_status], dtype=np.int8),
+        np.array([s.value for s in basis.row_status], dtype=np.int8),
+    )
+
+
+def solve_task(task: Task) -> list[Solved]:
+    """Solve a task's blocks in turn (the unit of work sent to another process): its
+    bases come and go as compact status codes."""
+    solver = HotSolver(task.matrix)
+    out = []
+    for block, bounds, basis in zip(task.blocks, task.bounds, task.bases, strict=True):
+        solved = solver.solve(block, bounds, basis)
+        if solved.basis is not None:
+            solved.basis = _codes(solved.basis)
+        out.append(solved)
+    return out
+
+
+class BlockSolver:
+    """Solves blocks of a :class:`BlockLP`, grouped by shape, and keeps each block's
+    last basis for its next solve.
+
+    Blocks of one shape are cut into lanes of at most ``batch`` blocks, each lane one
+    :class:`HotSolver` kept between calls. Lanes run in this process on ``threads``
+    threads (HiGHS releases the interpreter lock while it solves); with
+    ``map_function`` (a Dask client's map, say) they are sent elsewhere as tasks, and
+    bases travel as status codes.
+    """
+
+    def __init__(
+        self,
+        lp: BlockLP,
+        map_function: MapFunction | None = None,
+        batch: int = 200,
+        threads: int = 1,
+    ) -> None:
+        self.lp = lp
+        self.map_function = map_function
+        self.threads = max(1, threads)
+        self.lane: list[int] = [0] * len(lp.keys)
+        by_key: dict[int, list[int]] = {}
+        for b, key in enumerate(lp.keys):
+            by_key.setdefault(key, []).append(b)
+        lanes = 0
+        for members in by_key.values():
+            for i in range(0, len(members), batch):
+                for b in members[i : i + batch]:
+                    self.lane[b] = lanes
+                lanes += 1
+        self.solvers: dict[int, HotSolver] = {}
+        self.bases: dict[int, Any] = {}
+        self.solve_s = 0.0
+        self.solves = 0
+
+    def _lanes(self, blocks: Iterable[int]) -> list[list[int]]:
+        by_lane: dict[int, list[int]] = {}
+        for b in blocks:
+            by_lane.setdefault(self.lane[b], []).append(b)
+        return list(by_lane.values())
+
+    def _run_lane(self, members: list[int]) -> list[Solved]:
+        lane = self.lane[members[0]]
+        solver = self.solvers.get(lane)
+        if solver is None:
+            solver = self.solvers[lane] = HotSolver(self.lp.block(members[0]))
+        return [solver.solve(b, self.lp.bounds(b), self.bases.get(b)) for b in members]
+
+    def solve(self, blocks: Iterable[int]) -> list[Solved]:
+        """Solve ``blocks``, those of one lane one after another."""
+        lanes = self._lanes(blocks)
+        if self.map_function is not None:
+            tasks = [
+                Task(
+                    self.lp.block(members[0]),
+                    members,
+                    [self.lp.bounds(b) for b in members],
+                    [self.bases.get(b) for b in members],
+                )
+                for members in lanes
+            ]
+            results = [s for group in self.map_function(solve_task, tasks) for s in group]
+        elif self.threads > 1 and len(lanes) > 1:
+            # Longest lanes first, so that the threads finish together.
+            lanes.sort(key=len, reverse=True)
+            with ThreadPoolExecutor(self.threads) as pool:
+                results = [s for group in pool.map(self._run_lane, lanes) for s in group]
+        else:
+            results = [s for members in lanes for s in self._run_lane(members)]
+        for solved in results:
+            self.solve_s += solved.solve_s
+            self.solves += 1
+            if solved.basis is not None:
+                self.bases[solved.block] = solved.basis
+        return results
