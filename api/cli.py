@@ -14,6 +14,7 @@ from rich.table import Column, Table
 from api.cli_support import friendly
 from api.forecast_cli import forecast_app
 from api.settings import Settings
+from api.simulate_cli import simulate_fleet
 from registry.db import make_engine, session_factory, upgrade
 
 app = typer.Typer(
@@ -30,6 +31,7 @@ app.add_typer(optimize_app, name="optimize")
 app.add_typer(forecast_app, name="forecast")
 chain_app = typer.Typer(help="The EVM chain: contracts and their state.", no_args_is_help=True)
 app.add_typer(chain_app, name="chain")
+app.command("simulate-fleet")(simulate_fleet)
 
 console = Console(stderr=True)
 

@@ -1,0 +1,108 @@
+"""``vpp simulate-fleet``: enrolled devices answer the service's VTN as real VENs."""
+
+from __future__ import annotations
+
+import json
+import threading
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+from typer.testing import CliRunner
+
+from api.cli import app
+from api.main import create_app
+from api.settings import Settings
+from registry.db import make_engine, session_factory
+from registry.keys import Role, create_key
+from tests.api.conftest import bearer
+from tests.api.test_vtn_service import enrol
+from tests.conftest import free_port
+
+runner = CliRunner()
+
+
+@pytest.fixture
+def database(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    url = f"sqlite:///{tmp_path / 'sim.db'}"
+    monkeypatch.setenv("DATABASE_URL", url)
+    monkeypatch.setenv("VAR_DIR", str(tmp_path / "var"))
+    assert runner.invoke(app, ["db", "upgrade"]).exit_code == 0
+    return url
+
+
+def test_simulated_fleet_answers_events_and_reports_telemetry(
+    database: str, tmp_path: Path
+) -> None:
+    engine = make_engine(database)
+    with session_factory(engine).begin() as session:
+        keys = {
+            role.value: create_key(
+                session, f"k-{role.value}", role, "owner-a" if role == Role.owner else None
+            )
+            for role in Role
+        }
+    vtn_url = f"http://127.0.0.1:{free_port()}/OpenADR2/Simple/2.0b"
+    settings = Settings(
+        database_url=database,
+        var_dir=tmp_path / "var",
+        vtn_url=vtn_url,
+        vtn_poll_interval_s=1,
+        vtn_report_interval_s=1,
+    )
+    with TestClient(create_app(settings, engine=engine)) as client:
+        devices = [enrol(client, keys, f"SN-SIM-{i}")[0] for i in range(3)]
+        sent: list[int] = []
+
+        def dispatch() -> None:
+            start = datetime.now(UTC) + timedelta(seconds=2)
+            for device in devices:
+                answer = client.post(
+                    "/v1/events",
+                    json={
+                        "device_id": device,
+                        "start": start.isoformat(),
+                        "minutes": 1,
+                        "values": [-1.5],
+                    },
+                    headers=bearer(keys["operator"]),
+                )
+                sent.append(answer.status_code)
+
+        timer = threading.Timer(3.0, dispatch)
+        timer.start()
+        try:
+            result = runner.invoke(
+                app,
+                [
+                    "simulate-fleet",
+                    "--devices",
+                    "3",
+                    "--vtn-url",
+                    vtn_url,
+                    "--duration-s",
+                    "9",
+                    "--report-interval-s",
+                    "1",
+                    "--json",
+                ],
+            )
+        finally:
+            timer.join()
+        assert result.exit_code == 0, result.output
+        assert sent and all(code == 201 for code in sent), sent
+        summary = json.loads(result.stdout.strip().splitlines()[-1])
+        assert summary == {"vens": 3, "online": 3, "events": 3, "opt_ins": 3, "opt_outs": 0}
+        events = client.get("/v1/events", headers=bearer(keys["operator"])).json()
+        assert {e["status"] for e in events} <= {"opted_in", "active", "completed"}
+        readings = client.get(
+            f"/v1/devices/{devices[0]}/telemetry", headers=bearer(keys["operator"])
+        )
+        assert readings.status_code == 200 and readings.json(), readings.text
+
+
+def test_asking_for_more_devices_than_are_enrolled_is_refused(database: str) -> None:
+    result = runner.invoke(app, ["simulate-fleet", "--devices", "5", "--duration-s", "1"])
+    assert result.exit_code == 2
+    assert "--devices" in result.output and "only 0 devices" in result.output
