@@ -7,9 +7,7 @@ import threading
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import pytest
 from fastapi.testclient import TestClient
-from typer.testing import CliRunner
 
 from api.cli import app
 from api.main import create_app
@@ -18,18 +16,8 @@ from registry.db import make_engine, session_factory
 from registry.keys import Role, create_key
 from tests.api.conftest import bearer
 from tests.api.test_vtn_service import enrol
+from tests.cli.conftest import runner
 from tests.conftest import free_port
-
-runner = CliRunner()
-
-
-@pytest.fixture
-def database(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
-    url = f"sqlite:///{tmp_path / 'sim.db'}"
-    monkeypatch.setenv("DATABASE_URL", url)
-    monkeypatch.setenv("VAR_DIR", str(tmp_path / "var"))
-    assert runner.invoke(app, ["db", "upgrade"]).exit_code == 0
-    return url
 
 
 def test_simulated_fleet_answers_events_and_reports_telemetry(

@@ -8,26 +8,14 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
-from typer.testing import CliRunner
 
 from api.cli import app
 from registry.db import make_engine, session_factory
 from registry.importer import COLUMNS
 from registry.keys import authenticate
 from registry.tables import Device
+from tests.cli.conftest import runner
 from tests.factories import device_fields
-
-runner = CliRunner()
-
-
-@pytest.fixture
-def database(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
-    url = f"sqlite:///{tmp_path / 'cli.db'}"
-    monkeypatch.setenv("DATABASE_URL", url)
-    monkeypatch.setenv("VAR_DIR", str(tmp_path / "var"))
-    result = runner.invoke(app, ["db", "upgrade"])
-    assert result.exit_code == 0, result.output
-    return url
 
 
 def write_csv(path: Path, rows: list[dict[str, object]]) -> None:
