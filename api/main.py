@@ -7,6 +7,7 @@ import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import datetime
+from typing import Any
 from urllib.parse import urlsplit
 
 from fastapi import FastAPI
@@ -69,13 +70,21 @@ def _vtn(app: FastAPI) -> Vtn:
         with app.state.session_factory() as session:
             return enrolled_ven(session, ven_name)
 
-    async def readings(ven_id: str, values: list[tuple[datetime, float]]) -> None:
+    async def readings(
+        ven_id: str, values: list[tuple[datetime, float]], status: dict[str, Any]
+    ) -> None:
         with app.state.session_factory() as session:
             device = device_of_ven(session, ven_id)
             if device is None:
                 return
             rows = [
-                {"device_id": device, "timestamp": stamp.isoformat(), "p_kw": kw, "online": True}
+                {
+                    "device_id": device,
+                    "timestamp": stamp.isoformat(),
+                    "p_kw": kw,
+                    "soc_frac": status.get("soc_frac"),
+                    "online": status.get("online", True),
+                }
                 for stamp, kw in values
             ]
             result = store_readings(session, rows)

@@ -230,15 +230,27 @@ class SimulatedVen:
         client = OpenADRClient(ven_name=self.ven_name, vtn_url=self.vtn_url, disable_signature=True)
         client.add_handler("on_event", self._on_event)
         client.add_handler("on_update_event", self._on_event)
+        every = timedelta(seconds=self.report_interval_s)
         client.add_report(
             self._read,
             resource_id=self.ven_name,
             measurement="RealPower",
             unit="W",
             scale="k",
-            sampling_rate=timedelta(seconds=self.report_interval_s),
+            sampling_rate=every,
             report_duration=timedelta(hours=24),
         )
+        status: list[tuple[Callable[[], Any], str]] = [(self._online, "online")]
+        if self.model.soc_frac is not None:
+            status.append((self._soc, "soc"))
+        for callback, point in status:
+            client.add_report(
+                callback,
+                resource_id=f"{self.ven_name}/{point}",
+                report_name="TELEMETRY_STATUS",
+                sampling_rate=every,
+                report_duration=timedelta(hours=24),
+            )
         self.client = client
         self._tick(self.clock(), 0.0)
         await client.run()
@@ -304,6 +316,12 @@ class SimulatedVen:
     async def _read(self) -> float:
         """Real power now [kW] (the report's scale is kilo)."""
         return float(self.power_kw)
+
+    async def _soc(self) -> float:
+        return float(self.model.soc_frac or 0.0)
+
+    async def _online(self) -> float:
+        return 1.0
 
     def delivered_kwh(self, start: datetime, end: datetime) -> float:
         """Ground truth: energy not drawn against the baseline between ``start`` and

@@ -6,7 +6,10 @@ Plans go out as events: ``LOAD_DISPATCH`` setpoints [kW] per interval for batter
 EVs and heat pumps, ``SIMPLE`` levels for on/off loads; every opt-in or opt-out that
 comes back is kept in :attr:`Vtn.responses` and passed to ``on_response``. VENs that
 offer a TELEMETRY_USAGE report of real power are asked for it every
-``report_interval_s``; its readings [kW] go to ``on_readings``.
+``report_interval_s``; its readings [kW] go to ``on_readings`` with the VEN's latest
+status. Status comes as a TELEMETRY_STATUS report whose data points are named by their
+resource id's last part: ``.../soc`` (state of charge, 0-1) and ``.../online`` (1 or
+0); openleadr 0.5 carries them as plain numbers (it has no resource-status payload).
 
 Plain HTTP on loopback without message signatures is for development only; signed
 messages with certificate fingerprints are the production mode (not wired yet).
@@ -25,6 +28,12 @@ from openleadr import OpenADRServer
 PATH = "/OpenADR2/Simple/2.0b"
 #: OpenADR scale codes of watts, as a factor to kW.
 SCALE_TO_KW = {"none": 1e-3, "k": 1.0, "M": 1e3}
+
+
+#: TELEMETRY_STATUS data points: resource id suffix -> telemetry field.
+STATUS_FIELDS = {"soc": "soc_frac", "online": "online"}
+
+Readings = Callable[[str, list[tuple[datetime, float]], dict[str, Any]], Awaitable[None]]
 
 
 @dataclass(frozen=True)
@@ -60,7 +69,7 @@ class Vtn:
         poll_interval_s: float = 10.0,
         vtn_id: str = "openvpp-vtn",
         on_response: Callable[[OptResponse], Awaitable[None]] | None = None,
-        on_readings: Callable[[str, list[tuple[datetime, float]]], Awaitable[None]] | None = None,
+        on_readings: Readings | None = None,
         report_interval_s: float = 60.0,
     ) -> None:
         self.ven_lookup = ven_lookup
@@ -70,6 +79,8 @@ class Vtn:
         self.report_interval = timedelta(seconds=report_interval_s)
         self.responses: list[OptResponse] = []
         self.refused: list[str] = []
+        #: Latest status per VEN: ``soc_frac`` (0-1) and ``online`` (bool) when reported.
+        self.status: dict[str, dict[str, Any]] = {}
         self.server = OpenADRServer(
             vtn_id=vtn_id,
             http_host=host,
@@ -110,17 +121,37 @@ class Vtn:
         min_sampling_interval: timedelta,
         max_sampling_interval: timedelta,
     ) -> tuple[Any, timedelta, timedelta] | None:
-        """Ask for real power (TELEMETRY_USAGE) at the report interval, in kW."""
-        if self.on_readings is None or measurement != "RealPower" or unit != "W":
+        """Ask for real power (TELEMETRY_USAGE) in kW and status (TELEMETRY_STATUS) at
+        the report interval."""
+        if self.on_readings is None:
+            return None
+        interval = max(min_sampling_interval, self.report_interval)
+        if measurement == "Status":
+            field = STATUS_FIELDS.get(str(resource_id or "").rsplit("/", 1)[-1])
+            if field is None:
+                return None
+
+            async def status(data: list[tuple[datetime, float]]) -> None:
+                if data:
+                    value = float(data[-1][1])
+                    self.status.setdefault(ven_id, {})[field] = (
+                        value >= 0.5 if field == "online" else value
+                    )
+
+            return status, interval, interval
+        if measurement != "RealPower" or unit != "W":
             return None
         factor = SCALE_TO_KW.get(scale or "none")
         if factor is None:
             return None
-        interval = max(min_sampling_interval, self.report_interval)
         on_readings = self.on_readings
 
         async def received(data: list[tuple[datetime, float]]) -> None:
-            await on_readings(ven_id, [(stamp, float(value) * factor) for stamp, value in data])
+            await on_readings(
+                ven_id,
+                [(stamp, float(value) * factor) for stamp, value in data],
+                dict(self.status.get(ven_id, {})),
+            )
 
         return received, interval, interval
 

@@ -87,7 +87,11 @@ def test_simulated_fleet_answers_events_and_reports_telemetry(
         readings = client.get(
             f"/v1/devices/{devices[0]}/telemetry", headers=bearer(keys["operator"])
         )
-        assert readings.status_code == 200 and readings.json(), readings.text
+        assert readings.status_code == 200, readings.text
+        rows = readings.json()["readings"]
+        assert rows and all(r["online"] for r in rows)
+        # The battery's state of charge comes with its power once its status report is in.
+        assert any(r["soc_frac"] is not None and 0 <= r["soc_frac"] <= 1 for r in rows), rows
 
 
 def test_asking_for_more_devices_than_are_enrolled_is_refused(database: str) -> None:

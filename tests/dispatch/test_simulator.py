@@ -91,8 +91,13 @@ def test_a_simulated_fleet_registers_answers_follows_and_reports() -> None:
         names = [f"ven-{i:02d}" for i in range(8)]
         readings: dict[str, list[float]] = {}
 
-        async def on_readings(ven_id: str, values: list[tuple[datetime, float]]) -> None:
+        statuses: dict[str, dict[str, object]] = {}
+
+        async def on_readings(
+            ven_id: str, values: list[tuple[datetime, float]], status: dict[str, object]
+        ) -> None:
             readings.setdefault(ven_id, []).extend(v for _, v in values)
+            statuses[ven_id] = status
 
         vtn = Vtn(
             {n: n for n in names}.get,
@@ -123,6 +128,13 @@ def test_a_simulated_fleet_registers_answers_follows_and_reports() -> None:
             # Reports reach the VTN with the devices' power [kW].
             assert await _wait(lambda: any(v < -1.9 for r in readings.values() for v in r))
             assert set(readings) <= set(names)
+            # Status (TELEMETRY_STATUS) rides along: online, and the battery's SoC.
+            assert await _wait(lambda: any("soc_frac" in s for s in statuses.values()))
+            for ven_id, status in statuses.items():
+                if "soc_frac" in status:
+                    ven = next(v for v in vens if v.ven_name == ven_id)
+                    assert status["online"] is True
+                    assert status["soc_frac"] == pytest.approx(ven.model.soc_frac, abs=0.05)
         finally:
             await stop_fleet(vens)
             await vtn.stop()
