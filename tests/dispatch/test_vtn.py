@@ -57,3 +57,36 @@ def test_enrolled_ven_gets_setpoints_and_opts_in_unknown_is_refused() -> None:
             await vtn.stop()
 
     asyncio.run(scenario())
+
+
+def test_a_ven_that_drops_and_comes_back_gets_the_current_event() -> None:
+    async def scenario() -> None:
+        vtn = Vtn({"ven-abc": "ven-abc"}.get, port=free_port(), poll_interval_s=1)
+        await vtn.start()
+        seen: list[list[str]] = [[], []]
+
+        def client(k: int) -> OpenADRClient:
+            ven = OpenADRClient(ven_name="ven-abc", vtn_url=vtn.url, disable_signature=True)
+
+            async def on_event(event: dict[str, Any]) -> str:
+                seen[k].append(event["event_descriptor"]["event_id"])
+                return "optIn"
+
+            ven.add_handler("on_event", on_event)
+            return ven
+
+        first = client(0)
+        second = client(1)
+        try:
+            await first.run()
+            start = datetime.now(UTC) + timedelta(minutes=5)
+            event_id = vtn.send_setpoints("ven-abc", start, timedelta(minutes=15), [3.0])
+            assert await _wait(lambda: seen[0] == [event_id])
+            await first.stop()  # the connection drops; the event is still on
+            await second.run()  # the same VEN comes back
+            assert await _wait(lambda: seen[1] == [event_id])
+        finally:
+            await second.stop()
+            await vtn.stop()
+
+    asyncio.run(scenario())
