@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from openleadr import OpenADRServer
+from openleadr import OpenADRServer, utils
 
 PATH = "/OpenADR2/Simple/2.0b"
 #: OpenADR scale codes of watts, as a factor to kW.
@@ -197,3 +197,37 @@ class Vtn:
 
     def cancel(self, ven_id: str, event_id: str) -> None:
         self.server.cancel_event(ven_id, event_id)
+
+    def modify(
+        self,
+        ven_id: str,
+        event_id: str,
+        start: datetime,
+        step: timedelta,
+        values_kw: Sequence[float],
+    ) -> None:
+        """Give an event new intervals: its modification number goes up, and the VEN
+        gets it at its next poll and answers again."""
+        if start.tzinfo is None:
+            raise ValueError("start: needs a time zone")
+        event = utils.find_by(
+            self.server.events.get(ven_id, []), "event_descriptor.event_id", event_id
+        )
+        if not event:
+            raise KeyError(f"event_id: no event {event_id} for VEN {ven_id}")
+        intervals = [
+            {"dtstart": start + i * step, "duration": step, "signal_payload": float(v)}
+            for i, v in enumerate(values_kw)
+        ]
+        for signal in utils.getmember(event, "event_signals"):
+            utils.setmember(signal, "intervals", intervals)
+        period = utils.get_active_period_from_intervals(intervals, False)
+        old = utils.getmember(event, "active_period")
+        for name in ("ramp_up_period", "notification_period", "recovery_period"):
+            setattr(period, name, getattr(old, name, None))
+        utils.setmember(event, "active_period", period)
+        utils.increment_event_modification_number(event)
+        # openleadr forgets an event's answer callback after the first answer: the VEN
+        # answers a modified event again, and that answer counts too.
+        self.server.event_callbacks[event_id] = (event, self._responded)
+        self.server.events_updated[ven_id] = True

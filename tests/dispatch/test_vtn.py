@@ -6,6 +6,7 @@ import asyncio
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
 from openleadr import OpenADRClient
 
 from dispatch.vtn import Vtn
@@ -87,6 +88,44 @@ def test_a_ven_that_drops_and_comes_back_gets_the_current_event() -> None:
             assert await _wait(lambda: seen[1] == [event_id])
         finally:
             await second.stop()
+            await vtn.stop()
+
+    asyncio.run(scenario())
+
+
+def test_a_modified_event_reaches_the_ven_which_answers_again() -> None:
+    async def scenario() -> None:
+        vtn = Vtn({"ven-abc": "ven-abc"}.get, port=free_port(), poll_interval_s=1)
+        await vtn.start()
+        versions: list[tuple[int, list[float]]] = []
+
+        async def on_event(event: dict[str, Any]) -> str:
+            [signal] = event["event_signals"]
+            versions.append(
+                (
+                    event["event_descriptor"]["modification_number"],
+                    [i["signal_payload"] for i in signal["intervals"]],
+                )
+            )
+            return "optIn"
+
+        ven = OpenADRClient(ven_name="ven-abc", vtn_url=vtn.url, disable_signature=True)
+        ven.add_handler("on_event", on_event)
+        ven.add_handler("on_update_event", on_event)
+        try:
+            await ven.run()
+            start = datetime.now(UTC) + timedelta(minutes=5)
+            step = timedelta(minutes=15)
+            event_id = vtn.send_setpoints("ven-abc", start, step, [2.0, 2.0])
+            assert await _wait(lambda: len(vtn.responses) == 1)
+            vtn.modify("ven-abc", event_id, start, step, [1.0, 3.0, 0.5])
+            assert await _wait(lambda: len(vtn.responses) == 2)
+            assert versions == [(0, [2.0, 2.0]), (1, [1.0, 3.0, 0.5])]
+            assert [r.event_id for r in vtn.responses] == [event_id, event_id]
+            with pytest.raises(KeyError, match="event_id"):
+                vtn.modify("ven-abc", "no-such-event", start, step, [1.0])
+        finally:
+            await ven.stop()
             await vtn.stop()
 
     asyncio.run(scenario())
