@@ -1,0 +1,255 @@
+"""A capacity request from plan to committed devices, re-planned around opt-outs.
+
+:func:`dispatch_request` plans the request with the optimizer, sends each device the
+plan took (its power differs from its baseline) a ``LOAD_DISPATCH`` event of its
+setpoints over the span where it differs, and waits for the answers. A device that
+opts out, or does not answer within ``answer_within_s`` (and before the request
+starts), is left out: it is counted as uncontrolled load at its baseline (added to its
+site's base load), its event is cancelled, and the rest of the fleet is planned again
+for the same request. Devices whose setpoints change get their event modified (and
+answer again); devices the new plan no longer needs get a cancellation. Rounds go on
+until every called device has opted in or ``max_rounds`` is reached.
+
+The outcome shows per interval of the request what was requested, what the last plan
+expects (``planned_kw``) and what the devices that opted in commit to
+(``committed_kw``: their expected change, at their delivery factors).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from dispatch.vtn import Vtn
+from optimizer.devices import Fleet
+from optimizer.prepare import prepare
+from optimizer.problem import Problem, series
+from optimizer.results import Plan, plan
+
+#: Below this a planned change from baseline is no change [kW].
+CALL_TOLERANCE_KW = 1e-3
+
+FAMILIES = (
+    "batteries",
+    "vehicles",
+    "shiftable_loads",
+    "curtailable_loads",
+    "heat_pumps",
+    "pv_systems",
+)
+
+
+@dataclass(frozen=True)
+class Called:
+    """The event a device holds now: its setpoints [kW] from ``start``, one per step."""
+
+    device_id: str
+    ven_id: str
+    event_id: str
+    start: datetime
+    values_kw: tuple[float, ...]
+    asked_at: datetime
+
+
+@dataclass(frozen=True)
+class Round:
+    """One planning round: who was left out, who was called, what the plan expects."""
+
+    at: datetime
+    left_out: tuple[str, ...]
+    called: tuple[str, ...]
+    expected_kw: tuple[float, ...]
+    shortfall_kw: tuple[float, ...]
+
+
+@dataclass
+class Dispatched:
+    """A request's dispatch: per interval of its window, requested / planned /
+    committed [kW], every round, the events out and each device's last answer."""
+
+    request_id: str
+    intervals: list[datetime]
+    requested_kw: list[float]
+    planned_kw: list[float] = field(default_factory=list)
+    committed_kw: list[float] = field(default_factory=list)
+    rounds: list[Round] = field(default_factory=list)
+    events: dict[str, Called] = field(default_factory=dict)
+    answers: dict[str, str] = field(default_factory=dict)
+    left_out: list[str] = field(default_factory=list)
+    last_plan: Plan | None = None
+
+
+def without(problem: Problem, left_out: set[str], baseline_kw: pd.DataFrame) -> Problem:
+    """``problem`` with the ``left_out`` devices as uncontrolled load at their baseline."""
+    if not left_out:
+        return problem
+    fleet = problem.fleet
+    steps = problem.horizon.intervals
+    extra: dict[str, np.ndarray] = {}
+    for device in fleet.devices():
+        if device.device_id in left_out:
+            base = baseline_kw[device.device_id].to_numpy(dtype=float)
+            extra[device.site_id] = extra.get(device.site_id, np.zeros(steps)) + base
+    sites = []
+    for site in fleet.sites:
+        if site.site_id in extra:
+            own = _series(site.base_load_kw, problem)
+            site = replace(site, base_load_kw=tuple((own + extra[site.site_id]).tolist()))
+        sites.append(site)
+    kept: dict[str, Any] = {
+        name: tuple(d for d in getattr(fleet, name) if d.device_id not in left_out)
+        for name in FAMILIES
+    }
+    return replace(problem, fleet=Fleet(sites=tuple(sites), feeders=fleet.feeders, **kept))
+
+
+def _series(values: Any, problem: Problem) -> np.ndarray:
+    return np.asarray(series(values, problem.horizon), dtype=float)
+
+
+def setpoints(result: Plan, not_before: datetime) -> dict[str, tuple[datetime, list[float]]]:
+    """Per device the plan changes: the first interval (not before ``not_before``) and
+    its setpoints [kW] up to the last interval where it differs from its baseline."""
+    out: dict[str, tuple[datetime, list[float]]] = {}
+    power, baseline = result.power_kw, result.baseline_kw
+    stamps = [pd.Timestamp(t).to_pydatetime() for t in power.index]
+    usable = np.array([t >= not_before for t in stamps])
+    for device in power.columns:
+        differs = np.abs(power[device].to_numpy() - baseline[device].to_numpy()) > CALL_TOLERANCE_KW
+        differs &= usable
+        if not differs.any():
+            continue
+        first, last = np.flatnonzero(differs)[[0, -1]]
+        values = [float(v) for v in power[device].to_numpy()[first : last + 1]]
+        out[str(device)] = (stamps[first], values)
+    return out
+
+
+def _latest_answer(vtn: Vtn, called: Called) -> str | None:
+    """The VEN's answer to its event since it was last sent or modified."""
+    answer = None
+    for response in vtn.responses:
+        if response.event_id == called.event_id and response.at >= called.asked_at:
+            answer = response.opt_type
+    return answer
+
+
+async def dispatch_request(
+    vtn: Vtn,
+    problem: Problem,
+    ven_of: Mapping[str, str],
+    *,
+    answer_within_s: float = 60.0,
+    max_rounds: int = 3,
+    planner: Callable[[Problem], Plan] = plan,
+    clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    poll_s: float = 0.1,
+) -> Dispatched:
+    """Plan ``problem`` (one capacity request), send the events, and re-plan around
+    opt-outs and silent VENs (see the module docstring). ``ven_of`` maps each
+    controllable device id to its VEN id; devices without one are planned at baseline.
+    """
+    if len(problem.requests) != 1:
+        raise ValueError(
+            f"requests: one capacity request per dispatch, not {len(problem.requests)}"
+        )
+    request = problem.requests[0]
+    start = pd.Timestamp(request.start).to_pydatetime()
+    step = problem.horizon.resolution
+    unreachable = {d.device_id for d in problem.fleet.devices() if d.device_id not in ven_of}
+    left_out: set[str] = set(unreachable)
+    outcome = Dispatched(request.request_id, [], [])
+    data = prepare(problem)
+    baseline = pd.DataFrame(data.baseline_kw, index=problem.horizon.index)
+    for _ in range(max_rounds):
+        result = planner(without(problem, left_out, baseline))
+        wanted = setpoints(result, clock())
+        wanted = {d: v for d, v in wanted.items() if d not in left_out}
+        request_outcome = result.requests[0]
+        outcome.intervals = [
+            pd.Timestamp(t).to_pydatetime() for t in request_outcome.requested_kw.index
+        ]
+        outcome.requested_kw = [float(v) for v in request_outcome.requested_kw]
+        outcome.planned_kw = [float(v) for v in request_outcome.expected_kw]
+        outcome.last_plan = result
+        outcome.rounds.append(
+            Round(
+                clock(),
+                tuple(sorted(left_out - unreachable)),
+                tuple(sorted(wanted)),
+                tuple(outcome.planned_kw),
+                tuple(float(v) for v in request_outcome.shortfall_kw),
+            )
+        )
+        _send(vtn, outcome, wanted, ven_of, step, clock)
+        deadline = min(clock() + timedelta(seconds=answer_within_s), start)
+        while clock() < deadline and any(
+            _latest_answer(vtn, c) is None for c in outcome.events.values()
+        ):
+            await asyncio.sleep(poll_s)
+        dropped = []
+        for device, called in outcome.events.items():
+            answer = _latest_answer(vtn, called)
+            outcome.answers[device] = answer or "none"
+            if answer != "optIn":
+                dropped.append(device)
+        for device in dropped:
+            vtn.cancel(outcome.events[device].ven_id, outcome.events[device].event_id)
+            del outcome.events[device]
+            left_out.add(device)
+        if not dropped or clock() >= start:
+            break
+    outcome.left_out = sorted(left_out - unreachable)
+    outcome.committed_kw = _committed(outcome, problem)
+    return outcome
+
+
+def _send(
+    vtn: Vtn,
+    outcome: Dispatched,
+    wanted: dict[str, tuple[datetime, list[float]]],
+    ven_of: Mapping[str, str],
+    step: timedelta,
+    clock: Callable[[], datetime],
+) -> None:
+    """New events, modifications and cancellations so that events match ``wanted``."""
+    for device in list(outcome.events):
+        if device not in wanted:
+            gone = outcome.events.pop(device)
+            vtn.cancel(gone.ven_id, gone.event_id)
+            outcome.answers[device] = "cancelled"
+    for device, (first, values) in wanted.items():
+        called = outcome.events.get(device)
+        now = clock()
+        if called is None:
+            event_id = vtn.send_setpoints(ven_of[device], first, step, values)
+            outcome.events[device] = Called(
+                device, ven_of[device], event_id, first, tuple(values), now
+            )
+        elif (called.start, called.values_kw) != (first, tuple(values)):
+            vtn.modify(called.ven_id, called.event_id, first, step, values)
+            outcome.events[device] = replace(
+                called, start=first, values_kw=tuple(values), asked_at=now
+            )
+
+
+def _committed(outcome: Dispatched, problem: Problem) -> list[float]:
+    """Expected change of the devices that opted in, per request interval [kW]: the
+    reduction (baseline - plan) at their delivery factors."""
+    result = outcome.last_plan
+    if result is None or not outcome.intervals:
+        return []
+    factor = {d.device_id: d.delivery_factor for d in problem.fleet.devices()}
+    window = result.power_kw.index.isin(pd.DatetimeIndex(outcome.intervals))
+    total = np.zeros(int(window.sum()))
+    for device in outcome.events:
+        if outcome.answers.get(device) == "optIn":
+            change = result.baseline_kw[device].to_numpy() - result.power_kw[device].to_numpy()
+            total += factor[device] * change[window]
+    return [float(v) for v in total]

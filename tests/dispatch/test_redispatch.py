@@ -1,0 +1,93 @@
+"""A capacity request dispatched to simulated VENs and re-planned around opt-outs."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from datetime import UTC, datetime, timedelta
+
+import pandas as pd
+import pytest
+
+from dispatch.redispatch import dispatch_request, setpoints, without
+from dispatch.simulator import BatteryModel, Misbehaviour, SimulatedVen, start_fleet, stop_fleet
+from dispatch.vtn import Vtn
+from optimizer.devices import Battery, Feeder, Fleet, Site
+from optimizer.problem import CapacityRequest, Horizon, Problem
+from optimizer.results import plan
+from tests.conftest import free_port
+
+STEP = timedelta(seconds=5)
+
+
+def battery_problem(start: datetime, batteries: int, kw: float) -> Problem:
+    """One battery per site on one feeder; a reduction of ``kw`` in intervals 3 and 4."""
+    horizon = Horizon(pd.Timestamp(start), 8, STEP)
+    fleet = Fleet(
+        sites=tuple(Site(f"site-{i:02d}", "F-1") for i in range(batteries)),
+        feeders=(Feeder("F-1"),),
+        batteries=tuple(
+            Battery(f"bat-{i:02d}", f"site-{i:02d}", 5.0, 5.0, 10.0, soc_initial_frac=0.8)
+            for i in range(batteries)
+        ),
+    )
+    request = CapacityRequest(
+        "cut", pd.Timestamp(start + 3 * STEP), pd.Timestamp(start + 5 * STEP), feeder="F-1", kw=kw
+    )
+    return Problem(horizon, fleet, requests=(request,))
+
+
+def test_left_out_devices_stay_at_baseline_on_their_site() -> None:
+    start = datetime(2026, 11, 21, 17, 0, tzinfo=UTC)
+    problem = battery_problem(start, 4, 12.0)
+    whole = plan(problem)
+    called = setpoints(whole, start)
+    assert called and sum(values[0] for _, values in called.values()) <= 0
+    baseline = whole.baseline_kw
+    fewer = plan(without(problem, {"bat-00", "bat-01"}, baseline))
+    assert set(fewer.power_kw.columns) == {"bat-02", "bat-03"}
+    # Two batteries of 5 kW cannot give 12 kW: the shortfall says so.
+    assert fewer.requests[0].shortfall_kw.sum() == pytest.approx(2 * 2.0)
+
+
+def test_opt_outs_and_silent_vens_are_replanned_within_the_request() -> None:
+    async def scenario() -> None:
+        count, kw = 20, 30.0
+        names = {f"bat-{i:02d}": f"ven-bat-{i:02d}" for i in range(count)}
+        vtn = Vtn({v: v for v in names.values()}.get, port=free_port(), poll_interval_s=1)
+        await vtn.start()
+        start = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=3)
+        problem = battery_problem(start, count, kw)
+        vens = []
+        for i, (device, ven_id) in enumerate(names.items()):
+            # About 30% misbehave: opt-outs drawn per VEN, and two that never come online.
+            behaviour = Misbehaviour(opt_out=0.3, offline=1.0 if i in (3, 11) else 0.0)
+            vens.append(
+                SimulatedVen(
+                    ven_id,
+                    vtn.url,
+                    BatteryModel(10.0, 5.0, soc=0.8, efficiency=1.0),
+                    behaviour=behaviour,
+                    rng=random.Random(f"seed-{device}"),
+                    tick_s=0.1,
+                )
+            )
+        try:
+            await start_fleet(vens)
+            outcome = await dispatch_request(vtn, problem, names, answer_within_s=2.5, max_rounds=4)
+            assert len(outcome.rounds) >= 2 and outcome.left_out
+            assert outcome.requested_kw == [kw, kw]
+            # What the devices that opted in commit to covers the request.
+            assert min(outcome.committed_kw) >= 0.95 * kw, outcome.committed_kw
+            assert all(outcome.answers[d] == "optIn" for d in outcome.events)
+            # And the simulated devices deliver it: ground truth over the window.
+            window_end = start + 5 * STEP
+            await asyncio.sleep((window_end - datetime.now(UTC)).total_seconds() + 0.5)
+            delivered = sum(v.delivered_kwh(start + 3 * STEP, window_end) for v in vens)
+            asked = kw * (2 * STEP).total_seconds() / 3600
+            assert delivered >= 0.95 * asked, (delivered, asked)
+        finally:
+            await stop_fleet(vens)
+            await vtn.stop()
+
+    asyncio.run(scenario())
