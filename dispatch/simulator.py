@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -216,6 +217,7 @@ class SimulatedVen:
         self.truth: list[Tick] = []
         self.power_kw = 0.0
         self.client: OpenADRClient | None = None
+        self._metered_to: datetime | None = None
         self._ticker: asyncio.Task[None] | None = None
 
     @property
@@ -313,9 +315,26 @@ class SimulatedVen:
             self._tick(now, (now - last).total_seconds() / 3600)
             last = now
 
-    async def _read(self) -> float:
-        """Real power now [kW] (the report's scale is kilo)."""
-        return float(self.power_kw)
+    async def _read(self) -> list[tuple[datetime, float]]:
+        """Metered real power [kW] (the report's scale is kilo), as a meter gives it:
+        the average over each whole sampling period (aligned to the clock) completed
+        since the last report, stamped with the period's start."""
+        if not self.truth:
+            return []
+        step = timedelta(seconds=self.report_interval_s)
+        last = self.truth[-1].at
+        if self._metered_to is None:
+            seconds = self.truth[0].at.timestamp()
+            period = self.report_interval_s
+            self._metered_to = datetime.fromtimestamp(math.ceil(seconds / period) * period, UTC)
+        bins = []
+        while self._metered_to + step <= last:
+            start = self._metered_to
+            bins.append(
+                (start, self.energy_kwh(start, start + step) / (step.total_seconds() / 3600))
+            )
+            self._metered_to = start + step
+        return bins
 
     async def _soc(self) -> float:
         return float(self.model.soc_frac or 0.0)
@@ -323,16 +342,23 @@ class SimulatedVen:
     async def _online(self) -> float:
         return 1.0
 
-    def delivered_kwh(self, start: datetime, end: datetime) -> float:
-        """Ground truth: energy not drawn against the baseline between ``start`` and
-        ``end`` (reduction positive) [kWh], from the ticks."""
+    def _integral(self, start: datetime, end: datetime, value: Callable[[Tick], float]) -> float:
+        # A tick's power holds from the tick before it until the tick itself.
         total = 0.0
         for before, after in zip(self.truth, self.truth[1:], strict=False):
             lo, hi = max(before.at, start), min(after.at, end)
             if hi > lo:
-                hours = (hi - lo).total_seconds() / 3600
-                total += (after.baseline_kw - after.power_kw) * hours
+                total += value(after) * (hi - lo).total_seconds() / 3600
         return total
+
+    def energy_kwh(self, start: datetime, end: datetime) -> float:
+        """Ground truth: energy drawn between ``start`` and ``end`` [kWh]."""
+        return self._integral(start, end, lambda tick: tick.power_kw)
+
+    def delivered_kwh(self, start: datetime, end: datetime) -> float:
+        """Ground truth: energy not drawn against the baseline between ``start`` and
+        ``end`` (reduction positive) [kWh], from the ticks."""
+        return self._integral(start, end, lambda tick: tick.baseline_kw - tick.power_kw)
 
 
 def household_shape(day_of_year: int = 200, seed: int = 0) -> list[float]:
