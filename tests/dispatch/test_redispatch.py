@@ -1,4 +1,4 @@
-"""A capacity request dispatched to simulated VENs and re-planned around opt-outs."""
+"""A capacity request dispatched to 50 simulated VENs and re-planned around opt-outs."""
 
 from __future__ import annotations
 
@@ -53,7 +53,7 @@ def test_left_out_devices_stay_at_baseline_on_their_site() -> None:
 
 def test_opt_outs_and_silent_vens_are_replanned_within_the_request() -> None:
     async def scenario() -> None:
-        count, kw = 20, 30.0
+        count, kw = 50, 60.0
         names = {f"bat-{i:02d}": f"ven-bat-{i:02d}" for i in range(count)}
         readings: dict[str, list[tuple[datetime, float]]] = {}
 
@@ -74,8 +74,8 @@ def test_opt_outs_and_silent_vens_are_replanned_within_the_request() -> None:
         problem = battery_problem(start, count, kw)
         vens = []
         for i, (device, ven_id) in enumerate(names.items()):
-            # About 30% misbehave: opt-outs drawn per VEN, and two that never come online.
-            behaviour = Misbehaviour(opt_out=0.3, offline=1.0 if i in (3, 11) else 0.0)
+            # About 30% misbehave: opt-outs drawn per VEN, and four that never come online.
+            behaviour = Misbehaviour(opt_out=0.25, offline=1.0 if i % 12 == 3 else 0.0)
             vens.append(
                 SimulatedVen(
                     ven_id,
