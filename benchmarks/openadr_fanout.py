@@ -6,9 +6,10 @@ have registered, sends each an event and measures how long until the last VEN ha
 then waits for every answer. Prints one JSON object (``--json``) with ``vens``,
 ``poll_interval_s``, ``registration_s`` (all VENs registered, timed in their process),
 ``event_all_received_s`` (from the first event's creation until the last VEN has its
-event), ``opt_ins``, ``vtn_cpu_frac`` (CPU time of the VTN's process over the wall time
-from the first registration to the last answer) and ``signed`` (message signatures;
-not wired yet, so ``--signed`` is refused).
+event), ``opt_ins``, ``vtn_cpu_frac`` (CPU time of the VTN's process over wall time
+while all VENs poll with nothing new, for two poll intervals after the answers),
+``vtn_cpu_frac_dispatch`` (the same from the first registration to the last answer)
+and ``signed`` (message signatures; not wired yet, so ``--signed`` is refused).
 
 Usage::
 
@@ -115,6 +116,10 @@ async def vtn_side(vens: int, poll_s: float, timeout_s: float) -> dict[str, Any]
             await asyncio.sleep(0.05)
         cpu = time.process_time() - cpu_start
         wall = time.perf_counter() - wall_start
+        # Steady state: every VEN polling, nothing to send, for two poll intervals.
+        idle_cpu, idle_wall = time.process_time(), time.perf_counter()
+        await asyncio.sleep(2 * poll_s)
+        idle = (time.process_time() - idle_cpu) / (time.perf_counter() - idle_wall)
     finally:
         child.stdin.close()
         await child.wait()
@@ -127,7 +132,8 @@ async def vtn_side(vens: int, poll_s: float, timeout_s: float) -> dict[str, Any]
         "event_all_received_s": round(got["last_at"] - created, 3) if got["received"] else None,
         "received": got["received"],
         "opt_ins": sum(r.opt_type == "optIn" for r in vtn.responses),
-        "vtn_cpu_frac": round(cpu / wall, 4),
+        "vtn_cpu_frac": round(idle, 4),
+        "vtn_cpu_frac_dispatch": round(cpu / wall, 4),
         "signed": False,
     }
 
