@@ -19,6 +19,8 @@ run: install
 	$(BIN)/vpp db upgrade
 	$(BIN)/vpp demo-fleet --devices 500 --feeders 8 --seed 1 --if-empty
 	$(BIN)/vpp keys dev
+	$(BIN)/vpp simulate-fleet --devices 20 --wait-s 60 & sim=$$!; \
+	trap 'kill $$sim 2>/dev/null' EXIT; \
 	$(BIN)/vpp serve --host 127.0.0.1 --port 8000
 
 test: install

@@ -47,6 +47,7 @@ async def _run(
     seed: int,
     report_interval_s: float,
     duration_s: float | None,
+    wait_s: float,
 ) -> dict[str, Any]:
     from dispatch.simulator import SimulatedVen, household_shape, model_for, start_fleet, stop_fleet
 
@@ -68,7 +69,7 @@ async def _run(
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     try:
-        await start_fleet(vens)
+        await start_fleet(vens, wait_s=wait_s)
         online = sum(v.online for v in vens)
         console.print(
             f"{online} of {len(vens)} VENs online at {vtn_url} "
@@ -104,6 +105,9 @@ def simulate_fleet(
     duration_s: Annotated[
         float | None, typer.Option(min=1, help="Stop after this many seconds")
     ] = None,
+    wait_s: Annotated[
+        float, typer.Option(min=0, help="Keep trying to reach the VTN for this long [s]")
+    ] = 30.0,
     seed: Annotated[int, typer.Option(help="Seed of every random choice")] = 0,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON")] = False,
 ) -> None:
@@ -121,7 +125,15 @@ def simulate_fleet(
         )
     behaviour = Misbehaviour(opt_out=opt_out, offline=offline, partial=partial, delay_s=delay_s)
     summary = asyncio.run(
-        _run(rows, vtn_url or settings.vtn_url, behaviour, seed, report_interval_s, duration_s)
+        _run(
+            rows,
+            vtn_url or settings.vtn_url,
+            behaviour,
+            seed,
+            report_interval_s,
+            duration_s,
+            wait_s,
+        )
     )
     if as_json:
         typer.echo(json.dumps(summary))

@@ -29,10 +29,23 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 import numpy as np
-from openleadr import OpenADRClient
+from openleadr import OpenADRClient, objects, utils
 
 #: openleadr's client module sets its logger to INFO when imported; every poll would log.
 logging.getLogger("openleadr").setLevel(logging.WARNING)
+
+
+class _Client(OpenADRClient):
+    """openleadr's VEN, asking each report only for its own data points: with more than
+    one report, openleadr 0.5 lists every report's data points in each report request,
+    and logs an error per foreign one at every sampling."""
+
+    async def update_report(self, report_request_id: str) -> None:
+        request = utils.find_by(self.report_requests, "report_request_id", report_request_id)
+        if request:
+            spec = request["report_specifier_id"]
+            request["r_ids"] = [r for r in request["r_ids"] if (spec, r) in self.report_callbacks]
+        await super().update_report(report_request_id)
 
 
 @dataclass(frozen=True)
@@ -224,15 +237,37 @@ class SimulatedVen:
     def online(self) -> bool:
         return self.client is not None and self.client.registration_id is not None
 
-    async def start(self) -> None:
-        """Register, offer the real-power report and start polling and ticking
-        (an offline VEN does nothing)."""
+    async def start(self, wait_s: float = 0.0, retry_s: float = 2.0) -> None:
+        """Register, offer the real-power and status reports, and start polling and
+        ticking; retry every ``retry_s`` for ``wait_s`` seconds while the VTN does not
+        answer (an offline VEN does nothing)."""
         if self.offline:
             return
-        client = OpenADRClient(ven_name=self.ven_name, vtn_url=self.vtn_url, disable_signature=True)
+        deadline = asyncio.get_running_loop().time() + wait_s
+        while True:
+            client = self._client()
+            await client.run()
+            if client.registration_id is not None:
+                break
+            await client.stop()
+            if asyncio.get_running_loop().time() + retry_s > deadline:
+                return
+            await asyncio.sleep(retry_s)
+        self.client = client
+        self._tick(self.clock(), 0.0)
+        self._ticker = asyncio.get_running_loop().create_task(self._run_ticks())
+
+    def _client(self) -> OpenADRClient:
+        client = _Client(ven_name=self.ven_name, vtn_url=self.vtn_url, disable_signature=True)
         client.add_handler("on_event", self._on_event)
         client.add_handler("on_update_event", self._on_event)
-        every = timedelta(seconds=self.report_interval_s)
+        # Sampled every report interval or any longer period the VTN asks for (the
+        # meter's readings stay per report interval).
+        every = objects.SamplingRate(
+            min_period=timedelta(seconds=self.report_interval_s),
+            max_period=timedelta(hours=1),
+            on_change=False,
+        )
         client.add_report(
             self._read,
             resource_id=self.ven_name,
@@ -253,10 +288,7 @@ class SimulatedVen:
                 sampling_rate=every,
                 report_duration=timedelta(hours=24),
             )
-        self.client = client
-        self._tick(self.clock(), 0.0)
-        await client.run()
-        self._ticker = asyncio.get_running_loop().create_task(self._run_ticks())
+        return client
 
     async def stop(self) -> None:
         if self._ticker is not None:
@@ -450,13 +482,16 @@ def build_fleet(
     return vens
 
 
-async def start_fleet(vens: Sequence[SimulatedVen], concurrency: int = 50) -> None:
-    """Start VENs, ``concurrency`` registrations at a time."""
+async def start_fleet(
+    vens: Sequence[SimulatedVen], concurrency: int = 50, wait_s: float = 0.0
+) -> None:
+    """Start VENs, ``concurrency`` registrations at a time, each retrying for ``wait_s``
+    seconds while the VTN does not answer."""
     gate = asyncio.Semaphore(concurrency)
 
     async def one(ven: SimulatedVen) -> None:
         async with gate:
-            await ven.start()
+            await ven.start(wait_s=wait_s)
 
     await asyncio.gather(*(one(v) for v in vens))
 

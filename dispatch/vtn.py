@@ -90,6 +90,16 @@ class Vtn:
         )
         self.server.add_handler("on_create_party_registration", self._register)
         self.server.add_handler("on_register_report", self._register_report)
+        # openleadr's VTN fails (HTTP 500) on a report without intervals, which its own
+        # VENs send when they have nothing new: such reports are dropped first.
+        reports = self.server.services["report_service"]
+        update_report = reports.handlers["oadrUpdateReport"]
+
+        async def drop_empty(payload: dict[str, Any]) -> Any:
+            payload["reports"] = [r for r in payload.get("reports", []) if r.get("intervals")]
+            return await update_report(payload)
+
+        reports.handlers["oadrUpdateReport"] = drop_empty
         # openleadr logs every message at INFO; keep our logs readable.
         logging.getLogger("openleadr").setLevel(logging.WARNING)
 
@@ -125,7 +135,9 @@ class Vtn:
         the report interval."""
         if self.on_readings is None:
             return None
-        interval = max(min_sampling_interval, self.report_interval)
+        # The report interval, within what the VEN offers (a VEN drops a request
+        # outside its range and sends empty reports).
+        interval = min(max(min_sampling_interval, self.report_interval), max_sampling_interval)
         if measurement == "Status":
             field = STATUS_FIELDS.get(str(resource_id or "").rsplit("/", 1)[-1])
             if field is None:
