@@ -69,6 +69,24 @@ def record_cancel(session: Session, event_id: str, now: datetime | None = None) 
     return event
 
 
+def record_measured(
+    session: Session, event_id: str, result: dict[str, Any], now: datetime | None = None
+) -> None:
+    """Keep an event's measured response (see :mod:`dispatch.measure`) in its log."""
+    _log(session, event_id, "measured", now or utcnow(), **result)
+
+
+def measured(session: Session, event_id: str) -> dict[str, Any] | None:
+    """The event's measured response, if it was measured."""
+    found = session.scalar(
+        select(DispatchLog)
+        .where(DispatchLog.event_id == event_id, DispatchLog.action == "measured")
+        .order_by(DispatchLog.entry_id.desc())
+        .limit(1)
+    )
+    return dict(found.detail) if found is not None else None
+
+
 def get_event(session: Session, event_id: str) -> DispatchEvent:
     event = session.get(DispatchEvent, event_id)
     if event is None:

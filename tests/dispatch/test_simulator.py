@@ -158,9 +158,7 @@ def test_a_ven_keeps_trying_until_the_vtn_answers() -> None:
     async def scenario() -> None:
         port = free_port()
         vtn = Vtn({"ven-late": "ven-late"}.get, port=port, poll_interval_s=1)
-        ven = SimulatedVen(
-            "ven-late", vtn.url, EVModel(7.0, 10.0), report_interval_s=1, tick_s=0.2
-        )
+        ven = SimulatedVen("ven-late", vtn.url, EVModel(7.0, 10.0), report_interval_s=1, tick_s=0.2)
         starting = asyncio.get_running_loop().create_task(ven.start(wait_s=20, retry_s=0.5))
         await asyncio.sleep(1.2)  # the VTN comes up after the VEN's first attempts
         assert not ven.online
