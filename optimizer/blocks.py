@@ -61,7 +61,7 @@ class BlockLP:
     @classmethod
     def build(
         cls,
-        entries: tuple[np.ndarray, np.ndarray, np.ndarray],
+        entries: list[np.ndarray],
         column_owner: np.ndarray,
         row_owner: np.ndarray,
         blocks: int,
@@ -72,8 +72,9 @@ class BlockLP:
         row_lower: np.ndarray,
         row_upper: np.ndarray,
     ) -> BlockLP:
-        """Sort the columns and rows of an LP given as (row, column, value) entries
-        (duplicates summed) by their block, keeping their order within a block.
+        """Sort the columns and rows of an LP given as [row, column, value] entries
+        (duplicates summed) by their block, keeping their order within a block. The
+        entry arrays are reused and the list emptied, to spare memory.
 
         Raises ``ValueError`` when a column or row has no block, and
         ``RuntimeError`` when a row holds columns of two blocks.
@@ -87,10 +88,14 @@ class BlockLP:
         row_position = np.empty_like(row_order)
         row_position[row_order] = np.arange(len(row_order))
         entry_row, entry_column, entry_value = entries
+        entries.clear()
+        np.take(row_position, entry_row, out=entry_row)  # positions, in place
+        np.take(column_position, entry_column, out=entry_column)
         matrix = sp.csc_array(
-            (entry_value, (row_position[entry_row], column_position[entry_column])),
+            (entry_value, (entry_row, entry_column)),
             shape=(len(row_order), len(column_order)),
         )
+        del entry_row, entry_column, entry_value
         matrix.sum_duplicates()
         out = cls(
             start=matrix.indptr.astype(np.int64),

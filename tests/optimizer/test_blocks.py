@@ -66,7 +66,9 @@ def test_blocks_of_one_shape_share_a_matrix_and_hot_starts_change_nothing() -> N
 
 
 def test_a_row_across_two_blocks_is_refused() -> None:
-    entries = (np.array([0, 0, 1]), np.array([0, 1, 1]), np.array([1.0, 1.0, 1.0]))
+    def entries() -> list[np.ndarray]:
+        return [np.array([0, 0, 1]), np.array([0, 1, 1]), np.array([1.0, 1.0, 1.0])]
+
     bounds = {
         "lower": np.zeros(2),
         "upper": np.ones(2),
@@ -75,9 +77,9 @@ def test_a_row_across_two_blocks_is_refused() -> None:
         "row_upper": np.ones(2),
     }
     with pytest.raises(RuntimeError, match="another block"):
-        BlockLP.build(entries, np.array([0, 1]), np.array([0, 1]), 2, **bounds)
+        BlockLP.build(entries(), np.array([0, 1]), np.array([0, 1]), 2, **bounds)
     with pytest.raises(ValueError, match="block"):
-        BlockLP.build(entries, np.array([0, -1]), np.array([0, 1]), 2, **bounds)
+        BlockLP.build(entries(), np.array([0, -1]), np.array([0, 1]), 2, **bounds)
 
 
 def test_threads_and_a_time_limit() -> None:
