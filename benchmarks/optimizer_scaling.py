@@ -11,13 +11,15 @@ array path (the same optimum as the Pyomo model, see tests/optimizer/test_formul
 Each size runs in a fresh process, so that ``peak_rss_mb`` is that size's own.
 Chunks are solved on ``--threads`` threads in the process (the machine's cores by
 default); ``--workers N`` sends them to a Dask LocalCluster of N single-threaded
-workers instead. The line also gives ``chunks``, ``shapes`` (distinct chunk matrices),
-``rounds`` (correction rounds run) and ``first_pass_s``.
+workers instead. ``--time-limit`` bounds the correction rounds that follow the first
+pass. The line also gives ``chunks``, ``shapes`` (distinct chunk matrices), ``rounds``
+(correction rounds run) and ``first_pass_s``.
 
 Usage::
 
     python benchmarks/optimizer_scaling.py --devices 100 1000 3000 10000 100000 \\
-        [--compare-monolithic] [--json] [--method decomposed] [--workers 2]
+        [--compare-monolithic] [--json] [--method decomposed] [--workers 2] \\
+        [--threads 2] [--time-limit 60]
 """
 
 from __future__ import annotations
@@ -36,7 +38,13 @@ MONOLITHIC_LIMIT = 3_000
 
 
 def measure(
-    devices: int, method: str, compare: bool, workers: int, seed: int, threads: int = 0
+    devices: int,
+    method: str,
+    compare: bool,
+    workers: int,
+    seed: int,
+    threads: int = 0,
+    time_limit: float | None = None,
 ) -> dict[str, Any]:
     from benchmarks.scaling_fleet import scaling_problem
     from optimizer.results import plan
@@ -66,6 +74,7 @@ def measure(
             method=method,  # type: ignore[arg-type]
             map_function=mapper,
             threads=threads or None,
+            time_limit_s=time_limit,
         )
         total = time.perf_counter() - started
     finally:
@@ -113,6 +122,9 @@ def main() -> None:
     parser.add_argument("--compare-monolithic", action="store_true")
     parser.add_argument("--workers", type=int, default=0, help="Dask workers (0: in process)")
     parser.add_argument("--threads", type=int, default=0, help="threads (0: the cores)")
+    parser.add_argument(
+        "--time-limit", type=float, default=None, help="seconds; bounds correction rounds"
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", action="store_true", help="JSON lines only")
     parser.add_argument("--one", action="store_true", help=argparse.SUPPRESS)
@@ -120,7 +132,13 @@ def main() -> None:
     if args.one:
         [devices] = args.devices
         line = measure(
-            devices, args.method, args.compare_monolithic, args.workers, args.seed, args.threads
+            devices,
+            args.method,
+            args.compare_monolithic,
+            args.workers,
+            args.seed,
+            args.threads,
+            args.time_limit,
         )
         print(json.dumps(line), flush=True)
         return
@@ -141,6 +159,8 @@ def main() -> None:
             "--threads",
             str(args.threads),
         ]
+        if args.time_limit is not None:
+            command += ["--time-limit", str(args.time_limit)]
         if args.compare_monolithic:
             command.append("--compare-monolithic")
         done = subprocess.run(
