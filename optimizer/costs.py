@@ -16,16 +16,28 @@ from optimizer.prepare import Prepared
 def request_change(data: Prepared, power_kw: np.ndarray, r: int) -> np.ndarray:
     """Expected change of request ``r``'s scope against its baseline, per interval [kW]
     (negative = reduction), each device counted at its delivery factor."""
+    scope = data.scopes[r]
+    intervals = list(scope.intervals)
+    members, factor, baseline = _scope_devices(data, r)
+    if not len(members):
+        return np.zeros(len(intervals))
+    change = factor[:, None] * (power_kw[members][:, intervals] - baseline)
+    return np.asarray(change.sum(axis=0))
+
+
+def _scope_devices(data: Prepared, r: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Positions, delivery factors and baselines (over the window) of request ``r``'s
+    devices."""
     devices = data.problem.fleet.devices()
     scope = data.scopes[r]
     intervals = list(scope.intervals)
-    sites = set(scope.sites)
-    change = np.zeros(len(intervals))
-    for i, device in enumerate(devices):
-        if data.site_of[device.device_id] in sites:
-            baseline = data.baseline_kw[device.device_id][intervals]
-            change += device.delivery_factor * (power_kw[i, intervals] - baseline)
-    return change
+    site_of = np.fromiter((data.site_of[d.device_id] for d in devices), np.int64, len(devices))
+    members = np.flatnonzero(np.isin(site_of, scope.sites))
+    factor = np.array([devices[i].delivery_factor for i in members], dtype=float)
+    baseline = np.array(
+        [data.baseline_kw[devices[i].device_id][intervals] for i in members], dtype=float
+    ).reshape(len(members), len(intervals))
+    return members, factor, baseline
 
 
 def request_shortfall(data: Prepared, power_kw: np.ndarray, r: int) -> np.ndarray:
@@ -36,20 +48,23 @@ def request_shortfall(data: Prepared, power_kw: np.ndarray, r: int) -> np.ndarra
     change = request_change(data, power_kw, r)
     if request.kw is not None:
         return np.clip(request.kw + change, 0, None)
-    devices = data.problem.fleet.devices()
+    _, _, devices_baseline = _scope_devices(data, r)
     baseline = data.site_base_kw[list(scope.sites)][:, intervals].sum(axis=0)
-    for device in devices:
-        if data.site_of[device.device_id] in scope.sites:
-            baseline = baseline + data.baseline_kw[device.device_id][intervals]
+    baseline = baseline + devices_baseline.sum(axis=0)
     return np.clip(baseline + change - scope.cap_kw, 0, None)
 
 
 def feeder_violation(data: Prepared, site_net_kw: np.ndarray) -> np.ndarray:
     """How far each feeder's net power passes its import or export limit [kW]."""
     out = np.zeros((len(data.feeder_ids), site_net_kw.shape[1]))
-    feeders = np.array(data.site_feeder)
+    position = {feeder: f for f, feeder in enumerate(data.feeder_ids)}
+    feeder_of = np.fromiter(
+        (position[f] for f in data.site_feeder), np.int64, len(data.site_feeder)
+    )
+    nets = np.zeros_like(out)
+    np.add.at(nets, feeder_of, site_net_kw)
     for f, feeder in enumerate(data.feeder_ids):
-        net = site_net_kw[feeders == feeder].sum(axis=0)
+        net = nets[f]
         if data.feeder_import_max_kw[feeder] is not None:
             out[f] = np.maximum(out[f], net - float(data.feeder_import_max_kw[feeder] or 0.0))
         if data.feeder_export_max_kw[feeder] is not None:
