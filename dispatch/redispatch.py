@@ -27,22 +27,13 @@ import numpy as np
 import pandas as pd
 
 from dispatch.vtn import Vtn
-from optimizer.devices import Fleet
+from optimizer.devices import FAMILIES, Fleet
 from optimizer.prepare import prepare
 from optimizer.problem import Problem, series
 from optimizer.results import Plan, plan
 
 #: Below this a planned change from baseline is no change [kW].
 CALL_TOLERANCE_KW = 1e-3
-
-FAMILIES = (
-    "batteries",
-    "vehicles",
-    "shiftable_loads",
-    "curtailable_loads",
-    "heat_pumps",
-    "pv_systems",
-)
 
 
 @dataclass(frozen=True)
@@ -131,13 +122,16 @@ def setpoints(result: Plan, not_before: datetime) -> dict[str, tuple[datetime, l
     return out
 
 
-def _latest_answer(vtn: Vtn, called: Called) -> str | None:
-    """The VEN's answer to its event since it was last sent or modified."""
-    answer = None
+def _answers(vtn: Vtn, events: Mapping[str, Called]) -> dict[str, str | None]:
+    """Each device's answer to its event since the event was last sent or modified."""
+    latest: dict[str, list[tuple[datetime, str]]] = {}
     for response in vtn.responses:
-        if response.event_id == called.event_id and response.at >= called.asked_at:
-            answer = response.opt_type
-    return answer
+        latest.setdefault(response.event_id, []).append((response.at, response.opt_type))
+    out: dict[str, str | None] = {}
+    for device, called in events.items():
+        fresh = [opt for at, opt in latest.get(called.event_id, []) if at >= called.asked_at]
+        out[device] = fresh[-1] if fresh else None
+    return out
 
 
 async def dispatch_request(
@@ -189,13 +183,10 @@ async def dispatch_request(
         )
         _send(vtn, outcome, wanted, ven_of, step, clock)
         deadline = min(clock() + timedelta(seconds=answer_within_s), start)
-        while clock() < deadline and any(
-            _latest_answer(vtn, c) is None for c in outcome.events.values()
-        ):
+        while clock() < deadline and None in _answers(vtn, outcome.events).values():
             await asyncio.sleep(poll_s)
         dropped = []
-        for device, called in outcome.events.items():
-            answer = _latest_answer(vtn, called)
+        for device, answer in _answers(vtn, outcome.events).items():
             outcome.answers[device] = answer or "none"
             if answer != "optIn":
                 dropped.append(device)

@@ -53,6 +53,7 @@ from optimizer.arrays import Built, _cat, build_arrays, read_solution
 from optimizer.blocks import BlockLP, BlockSolver, MapFunction
 from optimizer.costs import evaluate_costs, feeder_violation, request_shortfall
 from optimizer.devices import (
+    FAMILIES,
     Battery,
     CurtailableLoad,
     Device,
@@ -89,7 +90,7 @@ class Row:
 
 @dataclass
 class Chunk:
-    """Sites of one feeder planned together. ``rows`` lists, per coupling group (a
+    """Sites of one feeder planned together. ``groups`` lists, per coupling group (a
     request, or a split feeder's capacity), the chunk's (row, position in row) pairs in
     interval order: group ``k`` becomes the chunk's ``k``-th request."""
 
@@ -97,14 +98,6 @@ class Chunk:
     feeder: str
     devices: list[int]
     groups: dict[tuple[int, str | None], list[tuple[int, int]]] = field(default_factory=dict)
-
-    def entries(self) -> list[tuple[int, int, int, int]]:
-        """(group number, place in group, row, position in row) of every coupling row."""
-        return [
-            (k, j, index, position)
-            for k, members in enumerate(self.groups.values())
-            for j, (index, position) in enumerate(members)
-        ]
 
 
 def device_shape(device: Device) -> tuple[Any, ...]:
@@ -413,16 +406,6 @@ class Layout:
     caps: list[np.ndarray] = field(default_factory=list)  # per request there [kW]
 
 
-FAMILIES = (
-    ("batteries", Battery),
-    ("vehicles", ElectricVehicle),
-    ("shiftable_loads", ShiftableLoad),
-    ("curtailable_loads", CurtailableLoad),
-    ("heat_pumps", HeatPump),
-    ("pv_systems", PhotovoltaicSystem),
-)
-
-
 def _caps(chunk: Chunk, rows: list[Row]) -> list[np.ndarray]:
     """The chunk's ceiling per coupling group and interval: its baseline less its share."""
     return [
@@ -469,7 +452,7 @@ def layout(data: Prepared, chunks: list[Chunk], rows: list[Row]) -> Layout:
     family_order: dict[str, np.ndarray] = {}
     families: dict[str, tuple[Device, ...]] = {}
     shapes = [device_shape(d) for d in devices]
-    for name, _ in FAMILIES:
+    for name in FAMILIES:
         family: tuple[Device, ...] = getattr(fleet, name)
         ranked = sorted(
             range(len(family)),
@@ -482,9 +465,9 @@ def layout(data: Prepared, chunks: list[Chunk], rows: list[Row]) -> Layout:
         family_order[name] = np.array(ranked, dtype=np.int64)
         families[name] = tuple(family[i] for i in ranked)
         offset += len(family)
-    offsets = np.cumsum([0] + [len(getattr(fleet, name)) for name, _ in FAMILIES])
+    offsets = np.cumsum([0] + [len(getattr(fleet, name)) for name in FAMILIES])
     device_order = np.concatenate(
-        [family_order[name] + offsets[k] for k, (name, _) in enumerate(FAMILIES)]
+        [family_order[name] + offsets[k] for k, name in enumerate(FAMILIES)]
     ).astype(np.int64)
     chunk_of_device = (
         chunk_of_site[place[[data.site_of[devices[i].device_id] for i in device_order]]]
@@ -604,7 +587,7 @@ def owners_of(lay: Layout, data: Prepared) -> dict[str, np.ndarray]:
     place = {d.device_id: i for i, d in enumerate(fleet.devices())}
     out = {
         name: lay.chunk_of_device[[place[d.device_id] for d in getattr(fleet, name)]]
-        for name, _ in FAMILIES
+        for name in FAMILIES
     }
     out["sites"] = lay.chunk_of_site
     out["feeders"] = np.array(

@@ -233,6 +233,17 @@ class Feeder:
 Device = Battery | ElectricVehicle | ShiftableLoad | CurtailableLoad | HeatPump | PhotovoltaicSystem
 
 
+#: The fields of :class:`Fleet` that hold devices, in :meth:`Fleet.devices` order.
+FAMILIES = (
+    "batteries",
+    "vehicles",
+    "shiftable_loads",
+    "curtailable_loads",
+    "heat_pumps",
+    "pv_systems",
+)
+
+
 @dataclass(frozen=True)
 class Fleet:
     """The devices to plan and the sites and feeders that couple them."""
