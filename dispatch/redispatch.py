@@ -90,7 +90,7 @@ def without(problem: Problem, left_out: set[str], baseline_kw: pd.DataFrame) -> 
     sites = []
     for site in fleet.sites:
         if site.site_id in extra:
-            own = _series(site.base_load_kw, problem)
+            own = np.asarray(series(site.base_load_kw, problem.horizon), dtype=float)
             site = replace(site, base_load_kw=tuple((own + extra[site.site_id]).tolist()))
         sites.append(site)
     kept: dict[str, Any] = {
@@ -98,10 +98,6 @@ def without(problem: Problem, left_out: set[str], baseline_kw: pd.DataFrame) -> 
         for name in FAMILIES
     }
     return replace(problem, fleet=Fleet(sites=tuple(sites), feeders=fleet.feeders, **kept))
-
-
-def _series(values: Any, problem: Problem) -> np.ndarray:
-    return np.asarray(series(values, problem.horizon), dtype=float)
 
 
 def setpoints(result: Plan, not_before: datetime) -> dict[str, tuple[datetime, list[float]]]:

@@ -20,6 +20,8 @@ Sign convention: power is drawn from the grid when positive [kW].
 from __future__ import annotations
 
 import asyncio
+import bisect
+import itertools
 import logging
 import math
 import random
@@ -231,6 +233,7 @@ class SimulatedVen:
         self.power_kw = 0.0
         self.client: OpenADRClient | None = None
         self._metered_to: datetime | None = None
+        self._tick_times: list[datetime] = []  # of ``truth``, for bisecting
         self._ticker: asyncio.Task[None] | None = None
 
     @property
@@ -338,6 +341,7 @@ class SimulatedVen:
             setpoint = baseline + self.behaviour.partial * (setpoint - baseline)
         self.power_kw = self.model.step(at, hours, setpoint) if hours > 0 else baseline
         self.truth.append(Tick(at, baseline, self.power_kw))
+        self._tick_times.append(at)
 
     async def _run_ticks(self) -> None:
         last = self.clock()
@@ -376,8 +380,12 @@ class SimulatedVen:
 
     def _integral(self, start: datetime, end: datetime, value: Callable[[Tick], float]) -> float:
         # A tick's power holds from the tick before it until the tick itself.
+        # Only the ticks around [start, end): a long-running VEN has many.
+        first = max(0, bisect.bisect_right(self._tick_times, start) - 1)
+        last = bisect.bisect_left(self._tick_times, end) + 1
+        ticks = self.truth[first : last + 1]
         total = 0.0
-        for before, after in zip(self.truth, self.truth[1:], strict=False):
+        for before, after in itertools.pairwise(ticks):
             lo, hi = max(before.at, start), min(after.at, end)
             if hi > lo:
                 total += value(after) * (hi - lo).total_seconds() / 3600

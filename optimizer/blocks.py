@@ -243,7 +243,9 @@ class HotSolver:
                 self.highs.changeRowsBounds(  # type: ignore[attr-defined]
                     len(changed), changed, row_lower[changed], row_upper[changed]
                 )
-        self.loaded = tuple(np.array(a, copy=True) for a in bounds)
+        # Column bounds and costs are views that never change; row bounds move with
+        # the shares between rounds, so the loaded ones are copied.
+        self.loaded = (lower, upper, cost, row_lower.copy(), row_upper.copy())
 
     def solve(self, block: int, bounds: tuple[np.ndarray, ...], basis: Any = None) -> Solved:
         self._load(bounds)
