@@ -148,6 +148,9 @@ class Enrollment(Base):
     enrolled_at: Mapped[datetime] = mapped_column(UTCDateTime())
     ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     end_reason: Mapped[str | None] = mapped_column(String(256))
+    #: SHA-256 fingerprint of the VEN's client certificate (signed mode), as openleadr
+    #: prints it: ten colon-separated hex pairs.
+    ven_cert_fingerprint: Mapped[str | None] = mapped_column(String(64))
 
 
 class EnrollmentLog(Base):
@@ -280,3 +283,88 @@ class DispatchLog(Base):
     action: Mapped[str] = mapped_column(String(16))
     at: Mapped[datetime] = mapped_column(UTCDateTime())
     detail: Mapped[dict[str, Any]] = mapped_column(JSON)
+
+
+class Job(Base):
+    """Long work run in the background: planning a capacity request or a schedule.
+
+    ``status``: ``queued``, ``running``, ``done``, ``failed`` (``error`` says why),
+    ``cancelled``. A job found ``running`` when the service starts was cut off by a
+    stop: it is queued again (``attempts`` counts starts) or, past its attempts, failed.
+    """
+
+    __tablename__ = "jobs"
+
+    job_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(32), index=True)
+    subject_id: Mapped[str] = mapped_column(String(64), index=True)
+    status: Mapped[str] = mapped_column(String(16), index=True)
+    progress: Mapped[float] = mapped_column(Float, server_default=text("0"))
+    message: Mapped[str | None] = mapped_column(String(512))
+    error: Mapped[str | None] = mapped_column(String(2048))
+    attempts: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class CapacityRequestRow(Base):
+    """A grid operator's capacity request and where it stands.
+
+    ``status``: ``planning``, ``planned`` (waiting for approval), ``dispatched``,
+    ``delivering``, ``delivered``, ``settled``, ``cancelled``, ``failed`` (``reason``).
+    ``plan`` holds the plan summary (devices called, cost); ``intervals`` holds per
+    interval ``start``, ``requested_kw``, ``planned_kw``, ``shortfall_kw``,
+    ``reasons``, ``committed_kw`` and ``delivered_kw``.
+    """
+
+    __tablename__ = "capacity_requests"
+
+    request_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    feeder: Mapped[str | None] = mapped_column(String(64), index=True)
+    region: Mapped[str | None] = mapped_column(String(64), index=True)
+    start: Mapped[datetime] = mapped_column(UTCDateTime())
+    end: Mapped[datetime] = mapped_column(UTCDateTime())
+    kw: Mapped[float | None] = mapped_column(Float)
+    cap_kw: Mapped[float | None] = mapped_column(Float)
+    price_per_kwh: Mapped[float] = mapped_column(Float)
+    shortfall_price_per_kwh: Mapped[float] = mapped_column(Float)
+    auto_dispatch: Mapped[bool] = mapped_column(Boolean)
+    status: Mapped[str] = mapped_column(String(16), index=True)
+    reason: Mapped[str | None] = mapped_column(String(2048))
+    plan: Mapped[dict[str, Any]] = mapped_column(JSON)
+    intervals: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
+    settlement_epoch: Mapped[int | None] = mapped_column(BigInteger)
+    created_by: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class CapacityRequestLog(Base):
+    """A capacity request's history: accepted, planned, each dispatch round,
+    approval, cancellation, measurement, settlement."""
+
+    __tablename__ = "capacity_request_log"
+
+    entry_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    request_id: Mapped[str] = mapped_column(String(64), index=True)
+    action: Mapped[str] = mapped_column(String(32))
+    at: Mapped[datetime] = mapped_column(UTCDateTime())
+    detail: Mapped[dict[str, Any]] = mapped_column(JSON)
+
+
+class Schedule(Base):
+    """An aggregator's day-ahead schedule: what was asked and, once planned, the result
+    (per device and in aggregate)."""
+
+    __tablename__ = "schedules"
+
+    schedule_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    day: Mapped[str] = mapped_column(String(10))
+    status: Mapped[str] = mapped_column(String(16), index=True)
+    reason: Mapped[str | None] = mapped_column(String(2048))
+    params: Mapped[dict[str, Any]] = mapped_column(JSON)
+    result: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_by: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
