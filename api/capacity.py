@@ -39,6 +39,7 @@ from api.compute import plan_auto
 from api.fleet import RegistryFleet, horizon_for, registry_fleet
 from api.settings import Settings
 from dispatch.baselines import BaselineError
+from dispatch.measure import interval_length
 from dispatch.redispatch import Called, Dispatched, dispatch_request, setpoints, without
 from dispatch.vtn import Vtn
 from optimizer.prepare import prepare
@@ -147,16 +148,16 @@ def _intervals(result: Plan) -> list[dict[str, Any]]:
     ]
 
 
-def _wanted(result: Plan, now: datetime) -> dict[str, list[Any]]:
+def _wanted(result: Plan, now: datetime, until: datetime) -> dict[str, list[Any]]:
     return {
         device: [first.isoformat(), [round(v, 6) for v in values]]
-        for device, (first, values) in setpoints(result, now).items()
+        for device, (first, values) in setpoints(result, now, until).items()
     }
 
 
 def _store_plan(row: CapacityRequestRow, built: Built, result: Plan, now: datetime) -> None:
     outcome = result.requests[0]
-    wanted = _wanted(result, now)
+    wanted = _wanted(result, now, row.end)
     row.plan = {
         "resolution_s": _resolution_s(row),
         "devices": len(built.fleet.ven_of),
@@ -486,7 +487,7 @@ def _live(session: Session, row: CapacityRequestRow, now: datetime) -> None:
         done = [
             i
             for i in event.intervals
-            if datetime.fromisoformat(i["start"]) + timedelta(minutes=float(i["minutes"])) <= now
+            if datetime.fromisoformat(i["start"]) + interval_length(i) <= now
         ]
         if not done:
             continue
