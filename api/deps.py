@@ -63,6 +63,7 @@ def allow(*roles: Role) -> Callable[[Principal], Principal]:
             )
         return principal
 
+    check.roles = frozenset(roles)  # type: ignore[attr-defined]  # read by the route audit
     return check
 
 
