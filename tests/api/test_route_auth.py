@@ -47,11 +47,11 @@ def allowed_roles(route: APIRoute) -> frozenset[Role] | None:
 def routes(client: TestClient) -> list[tuple[str, str, APIRoute]]:
     """(method, path, route) of every API route, through included routers."""
     app: Any = client.app
-    out = []
+    out: list[tuple[str, str, APIRoute]] = []
     for context in iter_route_contexts(app.routes):
         route = context.original_route
         if isinstance(route, APIRoute) and context.path is not None:
-            out.extend((method, context.path, route) for method in sorted(route.methods))
+            out.extend((method, context.path, route) for method in sorted(route.methods or ()))
     return out
 
 
