@@ -37,6 +37,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from api import measurement
 from api.compute import plan_auto
 from api.fleet import RegistryFleet, horizon_for, registry_fleet
+from api.jobs import JobFailed
 from api.settings import Settings
 from dispatch.baselines import BaselineError
 from dispatch.measure import interval_length
@@ -410,7 +411,7 @@ async def run_job(services: Services, job: Job) -> None:
         await dispatch_stage(services, request_id, built, first, job.job_id)
     except (PlanningFailed, RegistryError, ValueError, RuntimeError) as exc:
         _fail(services, request_id, str(exc))
-        raise
+        raise JobFailed(str(exc)) from exc
 
 
 def _rebuild(services: Services, request_id: str) -> tuple[Built, Plan | None]:
