@@ -39,6 +39,7 @@ from api.compute import plan_auto
 from api.fleet import RegistryFleet, horizon_for, registry_fleet
 from api.jobs import JobFailed
 from api.settings import Settings
+from api.settlement import Delivery
 from dispatch.baselines import BaselineError
 from dispatch.measure import interval_length
 from dispatch.redispatch import Called, Dispatched, dispatch_request, setpoints, without
@@ -50,7 +51,14 @@ from registry import events as event_store
 from registry import jobs as job_store
 from registry import requests as store
 from registry.errors import Conflict, NotFound, RegistryError
-from registry.tables import CapacityRequestRow, DispatchEvent, Job, utcnow
+from registry.tables import (
+    CapacityRequestRow,
+    DispatchEvent,
+    Enrollment,
+    Job,
+    Program,
+    utcnow,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -574,3 +582,36 @@ def approve(session: Session, row: CapacityRequestRow, by: str, now: datetime) -
         raise Conflict("status", "the request is already approved; its dispatch is under way")
     store.log(session, row.request_id, "approved", now, by=by)
     return job_store.create_job(session, JOB_KIND, row.request_id, now)
+
+
+def deliveries(session: Session, row: CapacityRequestRow) -> list[Delivery]:
+    """What each device delivered in a delivered request (its measured events), for a
+    settlement; a negative response counts as none."""
+    if row.status != "delivered":
+        raise Conflict("status", f"the request is {row.status}; only a delivered one is settled")
+    totals: dict[str, float] = {}
+    for event in _events_in(session, row.request_id):
+        done = event_store.measured(session, event.event_id)
+        if done is not None:
+            totals[event.device_id] = totals.get(event.device_id, 0.0) + done["delivered_kwh"]
+    if not totals:
+        raise Conflict("status", "no device's delivery was measured: nothing to settle")
+    return [Delivery(device, max(kwh, 0.0)) for device, kwh in sorted(totals.items())]
+
+
+def incentive_rate(session: Session, device_ids: list[str]) -> float | None:
+    """The OVPP per kWh of the program the devices are enrolled in (``None`` when they
+    are in several with different rates)."""
+    rates = set(
+        session.scalars(
+            select(Program.incentive_ovpp_per_kwh)
+            .join(Enrollment, Enrollment.program_id == Program.program_id)
+            .where(Enrollment.device_id.in_(device_ids), Enrollment.ended_at.is_(None))
+        )
+    )
+    return rates.pop() if len(rates) == 1 else None
+
+
+def settled(session: Session, row: CapacityRequestRow, epoch: int, now: datetime) -> None:
+    row.settlement_epoch = epoch
+    store.set_status(session, row, "settled", None, now, epoch=epoch)
