@@ -101,8 +101,12 @@ def _number(value: float) -> float | None:
     return None if value is None or math.isnan(value) else round(float(value), 6) + 0.0
 
 
-def build_problem(session: Session, row: CapacityRequestRow, now: datetime) -> Built:
-    """The request's problem, planned around the devices other requests hold."""
+def build_problem(
+    session: Session, row: CapacityRequestRow, now: datetime, connected: set[str] | None = None
+) -> Built:
+    """The request's problem, planned around the devices other requests hold; with
+    ``connected`` (the VEN ids the VTN hears from), devices whose VEN is not among them
+    stay at their baseline."""
     horizon = horizon_for(row.start, row.end, now, _resolution_s(row))
     found = registry_fleet(session, horizon, feeder=row.feeder, region=row.region, now=now)
     scope = f"feeder {row.feeder}" if row.feeder else f"region {row.region}"
@@ -119,7 +123,24 @@ def build_problem(session: Session, row: CapacityRequestRow, now: datetime) -> B
         shortfall_price_per_kwh=row.shortfall_price_per_kwh,
     )
     problem = Problem(horizon, found.fleet, requests=(request,), name=row.request_id)
+    offline = set()
+    if connected is not None:
+        offline = {d for d, ven in found.ven_of.items() if ven not in connected}
+        if len(offline) == len(found.ven_of):
+            raise PlanningFailed(
+                f"none of the {len(offline)} enrolled devices on {scope} is connected to the "
+                "VTN (no poll in the last three poll intervals)"
+            )
     problem, held = hold_devices(session, problem, row.start, row.end, row.request_id)
+    offline -= set(held)
+    if offline:
+        baseline = pd.DataFrame(prepare(problem).baseline_kw, index=horizon.index)
+        problem = without(problem, offline, baseline)
+        found.notes.append(
+            f"{len(offline)} of {len(found.ven_of)} enrolled devices are not connected to the "
+            "VTN: planned at their baseline"
+        )
+        found.ven_of = {d: v for d, v in found.ven_of.items() if d not in offline}
     return Built(problem, found, held)
 
 
@@ -201,7 +222,7 @@ def plan_stage(services: Services, request_id: str, job_id: str) -> tuple[Built,
         if row.status != "planning":
             return None
         job_store.set_progress(session, job_id, 0.1, "reading the fleet and forecasting")
-        built = build_problem(session, row, now)
+        built = build_problem(session, row, now, _connected(services))
         job_store.set_progress(session, job_id, 0.4, f"planning {len(built.fleet.ven_of)} devices")
     result = plan_auto(built.problem, services.settings)
     with services.sessions.begin() as session:
@@ -422,10 +443,14 @@ async def run_job(services: Services, job: Job) -> None:
         raise JobFailed(str(exc)) from exc
 
 
+def _connected(services: Services) -> set[str] | None:
+    return services.vtn.connected() if services.vtn is not None else None
+
+
 def _rebuild(services: Services, request_id: str) -> tuple[Built, Plan | None]:
     with services.sessions() as session:
         row = store.get_request(session, request_id)
-        return build_problem(session, row, services.clock()), None
+        return build_problem(session, row, services.clock(), _connected(services)), None
 
 
 def _fail(services: Services, request_id: str, reason: str) -> None:
