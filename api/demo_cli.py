@@ -67,14 +67,21 @@ def _step(title: str) -> None:
     console.rule(f"[bold]{title}")
 
 
-def _pick_feeder(service: Service) -> tuple[str, float]:
-    """The feeder with the most storage online, and that storage's power [kW]."""
-    rows = service.call(
-        "GET",
-        "/v1/grid/capacity",
-        "operator",
-        params=[("group_by", "feeder"), ("group_by", "device_type")],
-    )
+def _pick_feeder(service: Service, wait_s: float = 90) -> tuple[str, float]:
+    """The feeder with the most storage online, and that storage's power [kW]; waits
+    for the fleet's first reports (a fleet just started has not reported yet)."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        rows = service.call(
+            "GET",
+            "/v1/grid/capacity",
+            "operator",
+            params=[("group_by", "feeder"), ("group_by", "device_type")],
+        )
+        if any(r["available_devices"] for r in rows) or time.monotonic() > deadline:
+            break
+        console.print("waiting for the fleet's first reports...")
+        time.sleep(5)
     table = Table("feeder", "type", "devices", "enrolled", "online", "available flex kW")
     storage: dict[str, float] = {}
     for row in rows:
@@ -216,9 +223,13 @@ def _peak(service: Service, feeder: str, kw: float, step_s: int, steps: int) -> 
         raise DemoError(f"{request_id}: {body['status']}: {body['reason']}")
     console.print(_intervals(body))
     measured = body["plan"]["measurement"]
+    asked = sum(i["requested_kw"] or 0.0 for i in body["intervals"])
+    given = sum(i["delivered_kw"] or 0.0 for i in body["intervals"])
     console.print(
-        f"delivered {measured['delivered_kwh']:,.2f} kWh of {measured['requested_kwh']:,.2f} "
-        f"kWh asked of the devices (performance {measured['performance'] or 0:.0%})"
+        f"request: delivered {given / len(body['intervals']):,.1f} kW on average for "
+        f"{asked / len(body['intervals']):,.1f} kW asked ({given / asked:.0%}); devices: "
+        f"{measured['delivered_kwh']:,.2f} kWh of the {measured['requested_kwh']:,.2f} kWh "
+        "their setpoints asked, against their own baselines"
     )
     return body
 
@@ -292,8 +303,9 @@ def guide(
         }
     )
     keys = settings.dev_keys_path.resolve()
-    console.print(
-        f"""[bold]OpenVPP is starting[/bold]
+    # Plain text: a wrapped command line could not be pasted.
+    typer.echo(
+        f"""OpenVPP is starting
   dashboard:    {url}/  (paste the operator key from the keys file)
   API docs:     {url}/docs
   dev keys:     {keys}
