@@ -106,6 +106,7 @@ class JobOut(BaseModel):
     progress: float
     message: str | None
     error: str | None
+    attempts: int
 
 
 class CapacityRequestSummary(BaseModel):
@@ -169,9 +170,7 @@ def _out(session: SessionDep, row: CapacityRequestRow) -> CapacityRequestOut:
             "price_per_kwh": row.price_per_kwh,
             "shortfall_price_per_kwh": row.shortfall_price_per_kwh,
             "resolution_s": int(row.plan.get("resolution_s", 900)),
-            "job": None
-            if job is None
-            else {c: getattr(job, c) for c in ("job_id", "status", "progress", "message", "error")},
+            "job": None if job is None else {c: getattr(job, c) for c in JobOut.model_fields},
             "plan": plan,
             "intervals": row.intervals,
             "settlement_epoch": row.settlement_epoch,

@@ -221,7 +221,10 @@ def get_schedule(
         "resolution_s": row.params.get("resolution_s"),
         "job": None
         if job is None
-        else {c: getattr(job, c) for c in ("job_id", "status", "progress", "message", "error")},
+        else {
+            c: getattr(job, c)
+            for c in ("job_id", "status", "progress", "message", "error", "attempts")
+        },
         **result,
     }
     if devices and row.result:
