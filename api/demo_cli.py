@@ -67,21 +67,34 @@ def _step(title: str) -> None:
     console.rule(f"[bold]{title}")
 
 
-def _pick_feeder(service: Service, wait_s: float = 90) -> tuple[str, float]:
-    """The feeder with the most storage online, and that storage's power [kW]; waits
-    for the fleet's first reports (a fleet just started has not reported yet)."""
+def _wait_for_fleet(service: Service, wait_s: float = 120) -> int:
+    """Wait until VENs poll the VTN and their number holds steady; returns it."""
     deadline = time.monotonic() + wait_s
+    seen = -1
     while True:
-        rows = service.call(
-            "GET",
-            "/v1/grid/capacity",
-            "operator",
-            params=[("group_by", "feeder"), ("group_by", "device_type")],
-        )
-        if any(r["available_devices"] for r in rows) or time.monotonic() > deadline:
-            break
-        console.print("waiting for the fleet's first reports...")
+        vtn = service.call("GET", "/health")["vtn"]
+        if not vtn["running"]:
+            raise DemoError("the service runs without its VTN (VTN_ENABLED=false)")
+        count = int(vtn["connected_vens"])
+        if count and count == seen:
+            return count
+        if time.monotonic() > deadline:
+            if count:
+                return count
+            raise DemoError(f"no VEN polled the VTN in {wait_s:.0f} s: is the fleet running?")
+        console.print(f"{count} VENs connected; waiting for the fleet...")
+        seen = count
         time.sleep(5)
+
+
+def _pick_feeder(service: Service) -> tuple[str, float]:
+    """The feeder with the most storage online, and that storage's power [kW]."""
+    rows = service.call(
+        "GET",
+        "/v1/grid/capacity",
+        "operator",
+        params=[("group_by", "feeder"), ("group_by", "device_type")],
+    )
     table = Table("feeder", "type", "devices", "enrolled", "online", "available flex kW")
     storage: dict[str, float] = {}
     for row in rows:
@@ -231,12 +244,18 @@ def _peak(service: Service, feeder: str, kw: float, step_s: int, steps: int) -> 
         f"{measured['delivered_kwh']:,.2f} kWh of the {measured['requested_kwh']:,.2f} kWh "
         "their setpoints asked, against their own baselines"
     )
+    for reason in measured["unmeasured"][:5]:
+        console.print(f"  not measured: {reason}")
     return body
 
 
-def _settle(service: Service, body: dict[str, Any]) -> None:
+def _settle(service: Service, body: dict[str, Any], rate: float) -> None:
+    # The demo programs pay different rates: the epoch pays one.
     settled = service.call(
-        "POST", f"/v1/capacity-requests/{body['id']}/settle", "operator", json={}
+        "POST",
+        f"/v1/capacity-requests/{body['id']}/settle",
+        "operator",
+        json={"rate_ovpp_per_kwh": rate},
     )
     epoch = settled["settlement_epoch"]
     paid = service.call("GET", f"/v1/settlements/{epoch}", "operator")
@@ -267,11 +286,15 @@ def demo(
         int, typer.Option(min=10, max=900, help="Interval length of the compressed peak [s]")
     ] = 20,
     steps: Annotated[int, typer.Option(min=1, max=48, help="Intervals of the peak")] = 9,
+    rate: Annotated[
+        float, typer.Option(min=0, help="Reward of the settlement [OVPP per kWh]")
+    ] = 0.5,
 ) -> None:
     """Play one operating day against the running service and print each step."""
     settings = Settings()
     service = Service(url, _keys(keys_file or settings.dev_keys_path))
     _step("1. the fleet")
+    console.print(f"{_wait_for_fleet(service)} VENs connected to the VTN")
     feeder, storage_kw = _pick_feeder(service)
     console.print(f"{feeder}: {storage_kw:,.0f} kW of storage discharge enrolled and online")
     _step("2. forecast")
@@ -281,7 +304,7 @@ def demo(
     _step("4. the evening peak: a capacity request")
     body = _peak(service, feeder, share * storage_kw, step_s, steps)
     _step("5. settlement and claim")
-    _settle(service, body)
+    _settle(service, body, rate)
     console.rule("[bold green]the day is done")
 
 

@@ -17,6 +17,7 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 
+from sqlalchemy.exc import OperationalError, ProgrammingError
 from sqlalchemy.orm import Session, sessionmaker
 
 from registry import jobs as store
@@ -56,8 +57,13 @@ class JobRunner:
         self._wake = asyncio.Event()
 
     async def start(self) -> None:
-        with self.sessions.begin() as session:
-            failed = store.recover(session, self.max_attempts)
+        try:
+            with self.sessions.begin() as session:
+                failed = store.recover(session, self.max_attempts)
+        except (OperationalError, ProgrammingError) as exc:
+            raise RuntimeError(
+                f"background jobs cannot start: {exc.orig} (run `vpp db upgrade`)"
+            ) from exc
         for job in failed:
             logger.warning("job %s given up: %s", job.job_id, job.error)
             if self.on_failed is not None:

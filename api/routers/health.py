@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from sqlalchemy import text
 
 from api.deps import SessionDep
@@ -11,7 +11,13 @@ router = APIRouter(tags=["health"])
 
 
 @router.get("/health")
-def health(session: SessionDep) -> dict[str, Any]:
-    """Liveness and database reachability; needs no key."""
+def health(session: SessionDep, request: Request) -> dict[str, Any]:
+    """Liveness, database reachability, and how many VENs the VTN hears from (polled
+    within the last three poll intervals); needs no key."""
     session.execute(text("SELECT 1"))
-    return {"status": "ok", "database": session.get_bind().dialect.name}
+    vtn = request.app.state.vtn
+    return {
+        "status": "ok",
+        "database": session.get_bind().dialect.name,
+        "vtn": {"running": vtn is not None, "connected_vens": len(vtn.connected()) if vtn else 0},
+    }

@@ -68,7 +68,9 @@ def test_service_checks_its_node_at_start(var: Path, anvil_url: str) -> None:
 
     from api.main import create_app
 
-    undeployed = Settings(var_dir=var / "fresh", chain_rpc_url=anvil_url, vtn_enabled=False)
+    undeployed = Settings(
+        var_dir=var / "fresh", chain_rpc_url=anvil_url, vtn_enabled=False, jobs_enabled=False
+    )
     with (
         pytest.raises(RuntimeError, match="run `vpp chain deploy`"),
         TestClient(create_app(undeployed)),
@@ -76,15 +78,21 @@ def test_service_checks_its_node_at_start(var: Path, anvil_url: str) -> None:
         pass
     deployed = runner.invoke(app, ["chain", "deploy", "--rpc-url", anvil_url, "--json"])
     assert deployed.exit_code == 0, deployed.output
-    wrong = Settings(var_dir=var, chain_rpc_url=anvil_url, chain_id=5, vtn_enabled=False)
+    wrong = Settings(
+        var_dir=var, chain_rpc_url=anvil_url, chain_id=5, vtn_enabled=False, jobs_enabled=False
+    )
     with (
         pytest.raises(RuntimeError, match="is chain 31337, expected 5"),
         TestClient(create_app(wrong)),
     ):
         pass
-    good = Settings(var_dir=var, chain_rpc_url=anvil_url, chain_id=31337, vtn_enabled=False)
+    good = Settings(
+        var_dir=var, chain_rpc_url=anvil_url, chain_id=31337, vtn_enabled=False, jobs_enabled=False
+    )
     with TestClient(create_app(good)) as client:
         assert client.app.state.chain.deployment.chain_id == 31337  # type: ignore[attr-defined]
-    away = Settings(var_dir=var, chain_rpc_url="http://127.0.0.1:9", vtn_enabled=False)
+    away = Settings(
+        var_dir=var, chain_rpc_url="http://127.0.0.1:9", vtn_enabled=False, jobs_enabled=False
+    )
     with TestClient(create_app(away)) as client:
         assert client.get("/health").status_code == 200
