@@ -24,12 +24,11 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from cryptography import x509
+from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-#: What an OpenADR fingerprint looks like: ten upper-case hex pairs, colon-separated.
-FINGERPRINT = re.compile(r"^([0-9A-F]{2}:){9}[0-9A-F]{2}$")
 #: Hosts the development VTN certificate is valid for.
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost")
 
@@ -41,29 +40,27 @@ def fingerprint(pem: str | bytes) -> str:
     """
     text = pem.decode() if isinstance(pem, bytes) else pem
     if "-----BEGIN CERTIFICATE-----" not in text:
-        raise ValueError("certificate: not a PEM certificate (no BEGIN CERTIFICATE line)")
+        raise ValueError("not a PEM certificate (no BEGIN CERTIFICATE line)")
     try:
         der = ssl.PEM_cert_to_DER_cert(text.strip() + "\n")
         x509.load_der_x509_certificate(der)
     except ValueError as exc:
-        raise ValueError(f"certificate: not a readable PEM certificate ({exc})") from exc
+        raise ValueError(f"not a readable PEM certificate ({exc})") from exc
     digest = hashlib.sha256(der).hexdigest().upper()[-20:]
     return ":".join(digest[i : i + 2] for i in range(0, 20, 2))
 
 
-def normalize_fingerprint(value: str) -> str:
-    """A fingerprint in the canonical form (upper case, colons), or ``ValueError``.
-
-    Accepts the ten hex pairs with or without colons, in any case.
-    """
-    bare = value.strip().replace(":", "").upper()
-    canonical = ":".join(bare[i : i + 2] for i in range(0, len(bare), 2))
-    if not FINGERPRINT.match(canonical):
-        raise ValueError(
-            "fingerprint: must be ten hex pairs separated by colons "
-            f"(AB:CD:...:EF, 29 characters), not {value!r}"
-        )
-    return canonical
+def issued_by(pem: str | bytes, ca_pem: bytes) -> bool:
+    """Whether the certificate ``pem`` is signed by one of the CA certificates in
+    ``ca_pem`` (what a TLS server trusting them would check first)."""
+    cert = x509.load_pem_x509_certificate(pem.encode() if isinstance(pem, str) else pem)
+    for ca in x509.load_pem_x509_certificates(ca_pem):
+        try:
+            cert.verify_directly_issued_by(ca)
+        except (ValueError, TypeError, InvalidSignature):
+            continue
+        return True
+    return False
 
 
 @dataclass(frozen=True)
