@@ -33,6 +33,9 @@ from typing import Any, Protocol
 import numpy as np
 from openleadr import OpenADRClient, objects, utils
 
+from dispatch.certs import Credentials
+from dispatch.signing import Signer, use_signer, ven_options
+
 #: openleadr's client module sets its logger to INFO when imported; every poll would log.
 logging.getLogger("openleadr").setLevel(logging.WARNING)
 
@@ -204,6 +207,10 @@ class SimulatedVen:
         Sampling interval offered for its real-power report.
     tick_s : float
         How often the device model advances.
+    credentials : Credentials, optional
+        Signed mode: the VEN's certificate and key (TLS and signatures) and the CA the
+        VTN's certificate must come from; ``vtn_fingerprint`` is then the fingerprint
+        every answer of the VTN must be signed with. Without them, development mode.
     """
 
     def __init__(
@@ -217,7 +224,11 @@ class SimulatedVen:
         report_interval_s: float = 10.0,
         tick_s: float = 1.0,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        credentials: Credentials | None = None,
+        vtn_fingerprint: str | None = None,
     ) -> None:
+        if credentials is not None and not vtn_fingerprint:
+            raise ValueError("vtn_fingerprint: needed in signed mode (credentials given)")
         self.ven_name = ven_name
         self.vtn_url = vtn_url
         self.model = model
@@ -235,6 +246,9 @@ class SimulatedVen:
         self._metered_to: datetime | None = None
         self._tick_times: list[datetime] = []  # of ``truth``, for bisecting
         self._ticker: asyncio.Task[None] | None = None
+        self.credentials = credentials
+        self.vtn_fingerprint = vtn_fingerprint
+        self._signer: Signer | None = None  # the key is parsed once, at the first start
 
     @property
     def online(self) -> bool:
@@ -261,7 +275,18 @@ class SimulatedVen:
         self._ticker = asyncio.get_running_loop().create_task(self._run_ticks())
 
     def _client(self) -> OpenADRClient:
-        client = _Client(ven_name=self.ven_name, vtn_url=self.vtn_url, disable_signature=True)
+        client: OpenADRClient
+        if self.credentials is not None and self.vtn_fingerprint is not None:
+            if self._signer is None:
+                self._signer = Signer(self.credentials.cert_path, self.credentials.key_path)
+            client = _Client(
+                ven_name=self.ven_name,
+                vtn_url=self.vtn_url,
+                **ven_options(self.credentials, self.vtn_fingerprint),
+            )
+            use_signer(client, self._signer)
+        else:
+            client = _Client(ven_name=self.ven_name, vtn_url=self.vtn_url, disable_signature=True)
         client.add_handler("on_event", self._on_event)
         client.add_handler("on_update_event", self._on_event)
         # Sampled every report interval or any longer period the VTN asks for (the
