@@ -218,3 +218,30 @@ def test_fingerprint_matches_openleadr(pki: DevPki) -> None:
     assert fingerprint(pem) == utils.certificate_fingerprint(pem)
     with pytest.raises(ValueError, match="certificate"):
         fingerprint("not a certificate")
+
+
+def test_replay_protection_still_refuses_a_replayed_message_and_forgets_old_nonces(
+    pki: DevPki, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from openleadr import messaging
+
+    from dispatch import signing
+
+    credentials = pki.ven("ven-abc")
+    signer = Signer(credentials.cert_path, credentials.key_path)
+    use_signer(OpenADRClient(ven_name="ven-abc", vtn_url="https://127.0.0.1:1"), signer)
+    assert messaging._update_nonce_cache is signing.update_nonce_cache
+    monkeypatch.setattr(messaging, "NONCE_CACHE", set())
+    old = datetime.now(UTC) - timedelta(minutes=1)
+    messaging.NONCE_CACHE.add((old, "old-nonce"))
+    monkeypatch.setattr(signing, "_pruned_at", [0.0])  # a scan is due
+    message = signer.create_message("oadrPoll", ven_id="ven-abc")
+    validate_xml_signature(validate_xml_schema(message))
+    assert len(messaging.NONCE_CACHE) == 1 and (old, "old-nonce") not in messaging.NONCE_CACHE
+    with pytest.raises(ValueError, match="already used"):
+        validate_xml_signature(validate_xml_schema(message))
+    # Until the next scan is due, the old entry stays.
+    monkeypatch.setattr(signing, "NONCE_PRUNE_S", 3600.0)
+    messaging.NONCE_CACHE.add((old, "old-nonce"))
+    validate_xml_signature(validate_xml_schema(signer.create_message("oadrPoll", ven_id="ven-abc")))
+    assert (old, "old-nonce") in messaging.NONCE_CACHE and len(messaging.NONCE_CACHE) == 3
