@@ -6,7 +6,8 @@ have registered, sends each an event and measures how long until the last VEN ha
 then waits for every answer. Prints one JSON object (``--json``) with ``vens``,
 ``poll_interval_s``, ``registration_s`` (all VENs registered, timed in their process),
 ``event_all_received_s`` (from the first event's creation until the last VEN has its
-event), ``opt_ins``, ``vtn_cpu_frac`` (CPU time of the VTN's process over wall time
+event), ``event_latency_max_s`` (the longest a VEN waited for its event after it was
+created), ``opt_ins``, ``vtn_cpu_frac`` (CPU time of the VTN's process over wall time
 while all VENs poll with nothing new, for two poll intervals after the answers),
 ``vtn_cpu_frac_dispatch`` (the same from the first registration to the last answer)
 and ``signed``.
@@ -94,7 +95,13 @@ async def ven_side(
     while len(received) < registered and time.monotonic() < deadline:
         await asyncio.sleep(0.05)
     print(
-        json.dumps({"received": len(received), "last_at": max(received.values(), default=0)}),
+        json.dumps(
+            {
+                "received": len(received),
+                "last_at": max(received.values(), default=0),
+                "at": received,
+            }
+        ),
         flush=True,
     )
     # Stay up (polling, so that answers flow) until the VTN's side closes our stdin.
@@ -183,8 +190,10 @@ async def vtn_side(vens: int, poll_s: float, timeout_s: float, pki: Path | None)
         registered = json.loads(await child.stdout.readline())
         start = datetime.now(UTC) + timedelta(minutes=5)
         created = time.time()
+        created_at = {}
         for name in _names(vens):
             vtn.send_setpoints(name, start, timedelta(minutes=15), [-1.0])
+            created_at[name] = time.time()
         got = json.loads(await child.stdout.readline())
         deadline = time.monotonic() + timeout_s
         while len(vtn.responses) < got["received"] and time.monotonic() < deadline:
@@ -206,6 +215,9 @@ async def vtn_side(vens: int, poll_s: float, timeout_s: float, pki: Path | None)
         "registration_s": round(registered["registration_s"], 3),
         "event_all_received_s": round(got["last_at"] - created, 3) if got["received"] else None,
         "received": got["received"],
+        "event_latency_max_s": round(
+            max((at - created_at[name] for name, at in got["at"].items()), default=0.0), 3
+        ),
         "opt_ins": sum(r.opt_type == "optIn" for r in vtn.responses),
         "vtn_cpu_frac": round(idle, 4),
         "vtn_cpu_frac_dispatch": round(cpu / wall, 4),
