@@ -15,11 +15,16 @@ protection is not: openleadr remembers each (timestamp, nonce) received for five
 seconds and, after every message, scans all it remembers, calling the clock per entry;
 at 100 messages a second that is a quarter of a millisecond per message, and more in a
 burst of registrations. :func:`use_signer` puts :func:`update_nonce_cache` in its
-place, which forgets in the same way but scans at most once a second.
+place, which forgets in the same way but scans at most once a second. It also gives
+each thread its own signature verifier (:class:`ThreadVerifier`): openleadr shares one
+per process, which keeps the expectations of the call in progress, so a VTN and VENs
+in two threads of one process (tests, a simulated fleet beside the service) would
+refuse each other's good signatures now and then.
 """
 
 from __future__ import annotations
 
+import threading
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -31,7 +36,7 @@ from cryptography.hazmat.primitives.asymmetric import dsa, ec, rsa
 from lxml import etree
 from openleadr import messaging, utils
 from openleadr.preflight import preflight_message
-from signxml import XMLSigner, methods
+from signxml import XMLSigner, XMLVerifier, methods
 from signxml.algorithms import SignatureMethod
 
 from dispatch.certs import Credentials, fingerprint
@@ -120,14 +125,31 @@ def update_nonce_cache(timestamp: datetime, nonce: str) -> None:
         return
     _pruned_at[0] = now
     cutoff = datetime.now(UTC) - messaging.REPLAY_PROTECT_MAX_TIME_DELTA
-    for entry in [entry for entry in messaging.NONCE_CACHE if entry[0] < cutoff]:
-        messaging.NONCE_CACHE.discard(entry)
+    # list() copies the set at once: a VTN and VENs in two threads of one process
+    # share it, and iterating it while the other thread adds would fail.
+    for entry in list(messaging.NONCE_CACHE):
+        if entry[0] < cutoff:
+            messaging.NONCE_CACHE.discard(entry)
+
+
+class ThreadVerifier:
+    """An ``XMLVerifier`` per thread, for ``openleadr.messaging.VERIFIER``."""
+
+    def __init__(self) -> None:
+        self._local = threading.local()
+
+    def verify(self, *args: Any, **kwargs: Any) -> Any:
+        verifier = getattr(self._local, "verifier", None)
+        if verifier is None:
+            verifier = self._local.verifier = XMLVerifier()
+        return verifier.verify(*args, **kwargs)
 
 
 def use_signer(target: Any, signer: Signer) -> None:
     """Sign ``target``'s outgoing messages with ``signer``: a VTN service or a VEN
     client (openleadr calls ``target._create_message(message_type, **payload)``), and
-    check the replay protection of incoming ones with :func:`update_nonce_cache`.
+    check incoming ones with a verifier per thread (:class:`ThreadVerifier`) and their
+    replay protection with :func:`update_nonce_cache`.
 
     Set on the instance: openleadr's server sets ``VTNService._create_message`` on the
     class, which every VTN in the process would share. The nonce cache is the
@@ -135,6 +157,8 @@ def use_signer(target: Any, signer: Signer) -> None:
     """
     target._create_message = signer.create_message
     messaging._update_nonce_cache = update_nonce_cache
+    if not isinstance(messaging.VERIFIER, ThreadVerifier):
+        messaging.VERIFIER = ThreadVerifier()
 
 
 def ven_options(credentials: Credentials, vtn_fingerprint: str) -> dict[str, Any]:

@@ -245,3 +245,34 @@ def test_replay_protection_still_refuses_a_replayed_message_and_forgets_old_nonc
     messaging.NONCE_CACHE.add((old, "old-nonce"))
     validate_xml_signature(validate_xml_schema(signer.create_message("oadrPoll", ven_id="ven-abc")))
     assert (old, "old-nonce") in messaging.NONCE_CACHE and len(messaging.NONCE_CACHE) == 3
+
+
+def test_signatures_check_in_several_threads_at_once(pki: DevPki) -> None:
+    """A VTN and VENs in two threads of one process verify at the same time."""
+    import sys
+    import threading
+
+    credentials = pki.ven("ven-abc")
+    signer = Signer(credentials.cert_path, credentials.key_path)
+    use_signer(OpenADRClient(ven_name="ven-abc", vtn_url="https://127.0.0.1:1"), signer)
+    messages = [signer.create_message("oadrPoll", ven_id="ven-abc") for _ in range(600)]
+    errors: list[Exception] = []
+
+    def check(part: list[str]) -> None:
+        for message in part:
+            try:
+                validate_xml_signature(validate_xml_schema(message))
+            except Exception as exc:  # every failure is reported below
+                errors.append(exc)
+
+    switch = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # switch threads often, as a loaded machine does
+    try:
+        threads = [threading.Thread(target=check, args=(messages[k::3],)) for k in range(3)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    finally:
+        sys.setswitchinterval(switch)
+    assert errors == []
