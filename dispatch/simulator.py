@@ -52,11 +52,31 @@ class _Client(OpenADRClient):
     """openleadr's VEN, asking each report only for its own data points: with more than
     one report, openleadr 0.5 lists every report's data points in each report request,
     and logs an error per foreign one at every sampling. It polls late rather than
-    never (:func:`run_late_polls`)."""
+    never (:func:`run_late_polls`), and stops after the poll in flight, if any: openleadr
+    closes the connection under it, and the cancelled poll logs a traceback."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         run_late_polls(self)
+        self._polls: set[asyncio.Task[Any]] = set()
+
+    async def _poll(self) -> None:
+        task = asyncio.current_task()
+        if task is None:
+            await super()._poll()
+            return
+        self._polls.add(task)
+        try:
+            await super()._poll()
+        finally:
+            self._polls.discard(task)
+
+    async def stop(self) -> None:
+        if self.scheduler.running:
+            self.scheduler.pause()
+        if self._polls:
+            await asyncio.wait(set(self._polls), timeout=10)
+        await super().stop()
 
     async def update_report(self, report_request_id: str) -> None:
         request = utils.find_by(self.report_requests, "report_request_id", report_request_id)
