@@ -7,7 +7,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Query, Request, status
+from fastapi import APIRouter, HTTPException, Path, Query, Request, status
 from pydantic import AwareDatetime
 from sqlalchemy.orm import Session
 
@@ -156,7 +156,7 @@ def unenroll(
 
 @router.put("/{enrollment_id}/certificate")
 def register_certificate(
-    enrollment_id: int,
+    enrollment_id: Annotated[int, Path(ge=1, le=2**31 - 1)],
     body: VenCertificateIn,
     session: SessionDep,
     settings: SettingsDep,
