@@ -15,7 +15,7 @@ from api.cli_support import friendly
 from api.demo_cli import demo, guide
 from api.forecast_cli import forecast_app
 from api.settings import Settings
-from api.simulate_cli import simulate_fleet
+from api.simulate_cli import enrolled_devices, simulate_fleet
 from registry.db import make_engine, session_factory, upgrade
 
 app = typer.Typer(
@@ -32,6 +32,8 @@ app.add_typer(optimize_app, name="optimize")
 app.add_typer(forecast_app, name="forecast")
 chain_app = typer.Typer(help="The EVM chain: contracts and their state.", no_args_is_help=True)
 app.add_typer(chain_app, name="chain")
+certs_app = typer.Typer(help="Certificates of OpenADR signed mode.", no_args_is_help=True)
+app.add_typer(certs_app, name="certs")
 app.command("simulate-fleet")(simulate_fleet)
 app.command("demo")(demo)
 app.command("guide")(guide)
@@ -96,6 +98,52 @@ def keys_dev(
     with _sessions(settings).begin() as session:
         ensure_dev_keys(session, settings.dev_keys_path, owner)
     console.print(f"development API keys (one per role): {settings.dev_keys_path.resolve()}")
+
+
+@certs_app.command("dev")
+@friendly
+def certs_dev(
+    out: Annotated[Path, typer.Option(help="Folder of the CA and the certificates")],
+    vens: Annotated[
+        int, typer.Option(min=0, help="Certificates for this many enrolled VENs (VEN id order)")
+    ] = 0,
+    register: Annotated[
+        bool, typer.Option(help="Register each VEN's fingerprint on its open enrolments")
+    ] = True,
+) -> None:
+    """Make a development CA, a VTN certificate for 127.0.0.1 and localhost, and client
+    certificates for the first VENS enrolled VENs (as `vpp simulate-fleet` takes them);
+    reuses what OUT already holds. For a machine's loopback, never production."""
+    from sqlalchemy import select
+
+    from dispatch.certs import dev_pki
+    from registry.enrollment import set_ven_fingerprint
+    from registry.tables import Enrollment
+
+    settings = Settings()
+    ven_ids = [row[0] for row in enrolled_devices(settings, vens)] if vens else []
+    if len(ven_ids) < vens:
+        raise ValueError(
+            f"--vens: {vens} asked, but only {len(ven_ids)} VENs have an open enrolment"
+        )
+    pki = dev_pki(out, ven_ids)
+    if register and ven_ids:
+        with _sessions(settings).begin() as session:
+            for ven_id in ven_ids:
+                link = session.scalar(
+                    select(Enrollment.enrollment_id)
+                    .where(Enrollment.ven_id == ven_id, Enrollment.ended_at.is_(None))
+                    .limit(1)
+                )
+                assert link is not None  # enrolled_devices took open enrolments only
+                set_ven_fingerprint(session, link, pki.ven(ven_id).fingerprint)
+    vtn = pki.vtn
+    console.print(f"development certificates in {out.resolve()} ({len(ven_ids)} VENs)")
+    typer.echo(f"VTN_CERT={vtn.cert_path.resolve()}")
+    typer.echo(f"VTN_KEY={vtn.key_path.resolve()}")
+    typer.echo(f"VTN_CA_FILE={vtn.ca_path.resolve()}")
+    typer.echo("VTN_URL=https://127.0.0.1:8080/OpenADR2/Simple/2.0b")
+    console.print(f"VTN fingerprint (VENs check it): {vtn.fingerprint}")
 
 
 def _progress() -> Progress:

@@ -31,9 +31,10 @@ from api.routers import (
 )
 from api.settings import Settings
 from contracts.chain import ChainError
+from dispatch.certs import Credentials
 from dispatch.vtn import OptResponse, Vtn
 from registry.db import make_engine, session_factory
-from registry.enrollment import device_of_ven, enrolled_ven
+from registry.enrollment import device_of_ven, enrolled_ven, ven_fingerprint
 from registry.events import record_response
 from registry.tables import Job
 from registry.telemetry import store_readings
@@ -66,13 +67,23 @@ def _check_chain(app: FastAPI) -> None:
 
 
 def _vtn(app: FastAPI) -> Vtn:
-    """The VTN on VTN_URL's host and port, admitting the VEN ids of open enrolments."""
+    """The VTN on VTN_URL's host and port, admitting the VEN ids of open enrolments; in
+    signed mode (VTN_CERT, VTN_KEY, VTN_CA_FILE) only over a connection with the
+    certificate registered on the enrolment."""
     settings: Settings = app.state.settings
     address = urlsplit(settings.vtn_url)
 
     def lookup(ven_name: str) -> str | None:
         with app.state.session_factory() as session:
             return enrolled_ven(session, ven_name)
+
+    def fingerprint(ven_id: str) -> str | None:
+        with app.state.session_factory() as session:
+            return ven_fingerprint(session, ven_id)
+
+    credentials = None
+    if settings.vtn_cert and settings.vtn_key and settings.vtn_ca_file:
+        credentials = Credentials(settings.vtn_cert, settings.vtn_key, settings.vtn_ca_file)
 
     async def readings(
         ven_id: str, values: list[tuple[datetime, float]], status: dict[str, Any]
@@ -110,6 +121,8 @@ def _vtn(app: FastAPI) -> Vtn:
         poll_interval_s=settings.vtn_poll_interval_s,
         on_readings=readings,
         report_interval_s=settings.vtn_report_interval_s,
+        credentials=credentials,
+        fingerprint_lookup=fingerprint if credentials is not None else None,
     )
 
 

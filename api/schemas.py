@@ -173,6 +173,29 @@ class EnrollmentOut(BaseModel):
     end_reason: str | None
 
 
+class VenCertificateIn(BaseModel):
+    """The certificate an enrolment's VEN connects and signs with (signed mode): the
+    certificate itself, or its OpenADR fingerprint."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    certificate_pem: str | None = Field(
+        None, max_length=20_000, description="The VEN's X.509 certificate, PEM"
+    )
+    fingerprint: str | None = Field(
+        None,
+        max_length=64,
+        description="Its OpenADR fingerprint: the last ten bytes of the SHA-256 of the DER "
+        "certificate, hex pairs separated by colons (as openleadr prints it)",
+    )
+
+
+class VenCertificateOut(BaseModel):
+    enrollment_id: int
+    ven_id: str
+    fingerprint: str
+
+
 class LinkOut(BaseModel):
     """A link open at the instant asked about."""
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import ipaddress
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -22,10 +24,23 @@ class Settings(BaseSettings):
     )
     vtn_url: str = Field(
         "http://127.0.0.1:8080/OpenADR2/Simple/2.0b",
-        description="URL of the OpenADR VTN that enrolled devices connect to",
+        description="URL of the OpenADR VTN that enrolled devices connect to: https:// in "
+        "signed mode; plain http:// is development mode, on a loopback host only",
     )
     vtn_enabled: bool = Field(
         True, description="Run the OpenADR VTN beside the API, on VTN_URL's host and port"
+    )
+    vtn_cert: Path | None = Field(
+        None,
+        description="PEM certificate of the VTN (TLS and message signatures): signed mode, "
+        "with VTN_KEY and VTN_CA_FILE. Unset (all three): development mode, plain HTTP "
+        "without signatures, for loopback only",
+    )
+    vtn_key: Path | None = Field(None, description="PEM private key of VTN_CERT (signed mode)")
+    vtn_ca_file: Path | None = Field(
+        None,
+        description="PEM CA certificate(s) that VEN client certificates must be issued by "
+        "(signed mode); each VEN's fingerprint is registered on its enrolment",
     )
     vtn_poll_interval_s: float = Field(10, gt=0, description="How often VENs poll the VTN [s]")
     vtn_report_interval_s: float = Field(
@@ -74,6 +89,48 @@ class Settings(BaseSettings):
             self.database_url = f"sqlite:///{self.var_dir / 'openvpp.db'}"
         return self
 
+    @model_validator(mode="after")
+    def _vtn_mode(self) -> Settings:
+        """Signed mode needs all three files; plain HTTP only on loopback."""
+        files = {
+            "VTN_CERT": self.vtn_cert,
+            "VTN_KEY": self.vtn_key,
+            "VTN_CA_FILE": self.vtn_ca_file,
+        }
+        missing = [name for name, path in files.items() if path is None]
+        if 0 < len(missing) < len(files):
+            given = [name for name in files if name not in missing]
+            raise ValueError(
+                f"{', '.join(missing)}: signed mode needs VTN_CERT, VTN_KEY and VTN_CA_FILE "
+                f"together, but only {', '.join(given)} is set (unset all three for "
+                "development mode)"
+            )
+        if not self.vtn_enabled:
+            return self
+        for name, path in files.items():
+            if path is not None and not path.is_file():
+                raise ValueError(f"{name}: no file at {path}")
+        address = urlsplit(self.vtn_url)
+        if self.vtn_signed and address.scheme != "https":
+            raise ValueError(f"VTN_URL: signed mode serves https://, not {self.vtn_url!r}")
+        if not self.vtn_signed:
+            if address.scheme != "http":
+                raise ValueError(
+                    f"VTN_URL: development mode serves http://, not {self.vtn_url!r} "
+                    "(set VTN_CERT, VTN_KEY and VTN_CA_FILE for signed mode)"
+                )
+            if not _loopback(address.hostname or ""):
+                raise ValueError(
+                    f"VTN_URL: plain HTTP is for development on a loopback host only, not "
+                    f"{address.hostname!r}; set VTN_CERT, VTN_KEY and VTN_CA_FILE for signed mode"
+                )
+        return self
+
+    @property
+    def vtn_signed(self) -> bool:
+        """Signed mode: TLS with client certificates and signed messages."""
+        return self.vtn_cert is not None
+
     @property
     def dev_keys_path(self) -> Path:
         return self.var_dir / "dev-keys.json"
@@ -85,3 +142,12 @@ class Settings(BaseSettings):
     @property
     def contracts_cache(self) -> Path:
         return self.var_dir / "contracts"
+
+
+def _loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False

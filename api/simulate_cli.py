@@ -7,6 +7,7 @@ import contextlib
 import json
 import random
 import signal
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -40,6 +41,35 @@ def enrolled_devices(
     return [(str(v), str(t), float(p), e) for v, t, p, e in rows]
 
 
+def signed_mode(
+    certs: Path | None, vtn_fingerprint: str | None, ven_ids: list[str]
+) -> tuple[Any, str] | tuple[None, None]:
+    """The development PKI of ``certs`` (``vpp certs dev``), checked to hold a
+    certificate for every VEN, and the VTN fingerprint (given, or of its ``vtn.pem``)."""
+    from dispatch.certs import DevPki
+
+    if certs is None:
+        if vtn_fingerprint is not None:
+            raise ValueError("--vtn-fingerprint: only with --certs (signed mode)")
+        return None, None
+    pki = DevPki(certs)
+    if not pki.ca_path.is_file():
+        raise ValueError(f"--certs: no CA certificate at {pki.ca_path} (make one: vpp certs dev)")
+    lacking = [v for v in ven_ids if not pki.ven(v).cert_path.is_file()]
+    if lacking:
+        raise ValueError(
+            f"--certs: no certificate for {len(lacking)} VENs in {certs / 'vens'}, "
+            f"such as {lacking[0]} (vpp certs dev --out {certs} --vens {len(ven_ids)})"
+        )
+    if vtn_fingerprint is None:
+        if not pki.vtn.cert_path.is_file():
+            raise ValueError(
+                f"--vtn-fingerprint: needed, no VTN certificate at {pki.vtn.cert_path}"
+            )
+        vtn_fingerprint = pki.vtn.fingerprint
+    return pki, vtn_fingerprint
+
+
 async def _run(
     rows: list[tuple[str, str, float, float | None]],
     vtn_url: str,
@@ -48,6 +78,8 @@ async def _run(
     report_interval_s: float,
     duration_s: float | None,
     wait_s: float,
+    pki: Any = None,
+    vtn_fingerprint: str | None = None,
 ) -> dict[str, Any]:
     from dispatch.simulator import SimulatedVen, household_shape, model_for, start_fleet, stop_fleet
 
@@ -61,6 +93,8 @@ async def _run(
             behaviour=behaviour,
             rng=random.Random(f"{seed}-{ven_id}"),
             report_interval_s=report_interval_s,
+            credentials=pki.ven(ven_id) if pki is not None else None,
+            vtn_fingerprint=vtn_fingerprint,
         )
         for ven_id, kind, p_max, e_max in rows
     ]
@@ -109,11 +143,25 @@ def simulate_fleet(
         float, typer.Option(min=0, help="Keep trying to reach the VTN for this long [s]")
     ] = 30.0,
     seed: Annotated[int, typer.Option(help="Seed of every random choice")] = 0,
+    certs: Annotated[
+        Path | None,
+        typer.Option(
+            help="Signed mode: folder made by `vpp certs dev` (CA, VTN and one certificate "
+            "per VEN); the VTN must run in signed mode with its files"
+        ),
+    ] = None,
+    vtn_fingerprint: Annotated[
+        str | None,
+        typer.Option(
+            help="Signed mode: the VTN's certificate fingerprint (default: of CERTS/vtn.pem)"
+        ),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON")] = False,
 ) -> None:
     """Run enrolled devices as real OpenADR 2.0b VENs (openleadr clients) that follow the
     events they opt into through battery, EV and household-load models, and report
-    real power, with the misbehaviour asked for."""
+    real power, with the misbehaviour asked for. With --certs they connect over HTTPS
+    with their own certificates and sign every message (signed mode)."""
     from dispatch.simulator import Misbehaviour
 
     settings = Settings()
@@ -123,6 +171,7 @@ def simulate_fleet(
             f"--devices: {devices} asked, but only {len(rows)} devices have an open "
             "enrolment (enrol more, or ask for fewer)"
         )
+    pki, fingerprint = signed_mode(certs, vtn_fingerprint, [row[0] for row in rows])
     behaviour = Misbehaviour(opt_out=opt_out, offline=offline, partial=partial, delay_s=delay_s)
     summary = asyncio.run(
         _run(
@@ -133,6 +182,8 @@ def simulate_fleet(
             report_interval_s,
             duration_s,
             wait_s,
+            pki,
+            fingerprint,
         )
     )
     if as_json:

@@ -33,14 +33,50 @@ from typing import Any, Protocol
 import numpy as np
 from openleadr import OpenADRClient, objects, utils
 
+from dispatch.certs import Credentials
+from dispatch.signing import Signer, use_signer, ven_options
+
 #: openleadr's client module sets its logger to INFO when imported; every poll would log.
 logging.getLogger("openleadr").setLevel(logging.WARNING)
+
+
+def run_late_polls(client: OpenADRClient) -> None:
+    """Make a VEN poll late rather than skip a poll: openleadr's scheduler drops a run
+    more than a second late, which happens when many simulated VENs share one busy
+    process (a VEN on its own device is not late), and the VEN then waits a whole poll
+    interval more for its events."""
+    client.scheduler.configure(job_defaults={"misfire_grace_time": None, "coalesce": True})
 
 
 class _Client(OpenADRClient):
     """openleadr's VEN, asking each report only for its own data points: with more than
     one report, openleadr 0.5 lists every report's data points in each report request,
-    and logs an error per foreign one at every sampling."""
+    and logs an error per foreign one at every sampling. It polls late rather than
+    never (:func:`run_late_polls`), and stops after the poll in flight, if any: openleadr
+    closes the connection under it, and the cancelled poll logs a traceback."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        run_late_polls(self)
+        self._polls: set[asyncio.Task[Any]] = set()
+
+    async def _poll(self) -> None:
+        task = asyncio.current_task()
+        if task is None:
+            await super()._poll()
+            return
+        self._polls.add(task)
+        try:
+            await super()._poll()
+        finally:
+            self._polls.discard(task)
+
+    async def stop(self) -> None:
+        if self.scheduler.running:
+            self.scheduler.pause()
+        if self._polls:
+            await asyncio.wait(set(self._polls), timeout=10)
+        await super().stop()
 
     async def update_report(self, report_request_id: str) -> None:
         request = utils.find_by(self.report_requests, "report_request_id", report_request_id)
@@ -204,6 +240,10 @@ class SimulatedVen:
         Sampling interval offered for its real-power report.
     tick_s : float
         How often the device model advances.
+    credentials : Credentials, optional
+        Signed mode: the VEN's certificate and key (TLS and signatures) and the CA the
+        VTN's certificate must come from; ``vtn_fingerprint`` is then the fingerprint
+        every answer of the VTN must be signed with. Without them, development mode.
     """
 
     def __init__(
@@ -217,7 +257,11 @@ class SimulatedVen:
         report_interval_s: float = 10.0,
         tick_s: float = 1.0,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        credentials: Credentials | None = None,
+        vtn_fingerprint: str | None = None,
     ) -> None:
+        if credentials is not None and not vtn_fingerprint:
+            raise ValueError("vtn_fingerprint: needed in signed mode (credentials given)")
         self.ven_name = ven_name
         self.vtn_url = vtn_url
         self.model = model
@@ -235,6 +279,9 @@ class SimulatedVen:
         self._metered_to: datetime | None = None
         self._tick_times: list[datetime] = []  # of ``truth``, for bisecting
         self._ticker: asyncio.Task[None] | None = None
+        self.credentials = credentials
+        self.vtn_fingerprint = vtn_fingerprint
+        self._signer: Signer | None = None  # the key is parsed once, at the first start
 
     @property
     def online(self) -> bool:
@@ -261,7 +308,18 @@ class SimulatedVen:
         self._ticker = asyncio.get_running_loop().create_task(self._run_ticks())
 
     def _client(self) -> OpenADRClient:
-        client = _Client(ven_name=self.ven_name, vtn_url=self.vtn_url, disable_signature=True)
+        client: OpenADRClient
+        if self.credentials is not None and self.vtn_fingerprint is not None:
+            if self._signer is None:
+                self._signer = Signer(self.credentials.cert_path, self.credentials.key_path)
+            client = _Client(
+                ven_name=self.ven_name,
+                vtn_url=self.vtn_url,
+                **ven_options(self.credentials, self.vtn_fingerprint),
+            )
+            use_signer(client, self._signer)
+        else:
+            client = _Client(ven_name=self.ven_name, vtn_url=self.vtn_url, disable_signature=True)
         client.add_handler("on_event", self._on_event)
         client.add_handler("on_update_event", self._on_event)
         # Sampled every report interval or any longer period the VTN asks for (the

@@ -11,8 +11,16 @@ status. Status comes as a TELEMETRY_STATUS report whose data points are named by
 resource id's last part: ``.../soc`` (state of charge, 0-1) and ``.../online`` (1 or
 0); openleadr 0.5 carries them as plain numbers (it has no resource-status payload).
 
-Plain HTTP on loopback without message signatures is for development only; signed
-messages with certificate fingerprints are the production mode (not wired yet).
+Two modes:
+
+- development (no ``credentials``): plain HTTP, unsigned messages; for loopback only;
+- signed (production, ``credentials`` given): HTTPS with client certificates from the
+  trusted CA, every message signed (XMLDSig) both ways. A VEN registers only if the
+  fingerprint of its TLS certificate is the one stored for it
+  (``fingerprint_lookup(ven_id)``, the enrolment's), and every later message must come
+  over a connection with that certificate and be signed by it (openleadr checks both
+  against the same lookup). Outgoing messages are signed with a key parsed once
+  (:mod:`dispatch.signing`).
 """
 
 from __future__ import annotations
@@ -24,6 +32,11 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from openleadr import OpenADRServer, utils
+
+from dispatch.certs import Credentials
+from dispatch.signing import Signer, use_signer
+
+logger = logging.getLogger(__name__)
 
 PATH = "/OpenADR2/Simple/2.0b"
 #: OpenADR scale codes of watts, as a factor to kW.
@@ -58,6 +71,12 @@ class Vtn:
         How often VENs are asked to poll.
     on_response : callable, optional
         Awaited with each :class:`OptResponse`.
+    credentials : Credentials, optional
+        The VTN's certificate and key (TLS and signatures) and the CA that VEN
+        certificates must come from: signed mode. Without them, development mode.
+    fingerprint_lookup : callable, optional
+        Signed mode: ``fingerprint_lookup(ven_id)`` returns the fingerprint stored for
+        that VEN's certificate (:func:`dispatch.certs.fingerprint`), else ``None``.
     """
 
     def __init__(
@@ -71,8 +90,14 @@ class Vtn:
         on_response: Callable[[OptResponse], Awaitable[None]] | None = None,
         on_readings: Readings | None = None,
         report_interval_s: float = 60.0,
+        credentials: Credentials | None = None,
+        fingerprint_lookup: Callable[[str], str | None] | None = None,
     ) -> None:
+        if credentials is not None and fingerprint_lookup is None:
+            raise ValueError("fingerprint_lookup: needed in signed mode (credentials given)")
         self.ven_lookup = ven_lookup
+        self.credentials = credentials
+        self.fingerprint_lookup = fingerprint_lookup
         self.host, self.port = host, port
         self.on_response = on_response
         self.on_readings = on_readings
@@ -90,7 +115,16 @@ class Vtn:
             http_port=port,
             requested_poll_freq=timedelta(seconds=poll_interval_s),
             show_fingerprint=False,
+            **self._tls(credentials),
         )
+        self.signer: Signer | None = None
+        if credentials is not None:
+            self.signer = Signer(credentials.cert_path, credentials.key_path)
+            # Set on each service, not through OpenADRServer's arguments: openleadr sets
+            # those on the service class, shared by every VTN of the process.
+            for service in self.server.services.values():
+                use_signer(service, self.signer)
+                service.fingerprint_lookup = self._expected_fingerprint
         self.server.add_handler("on_create_party_registration", self._register)
         self.server.add_handler("on_register_report", self._register_report)
         # openleadr's VTN fails (HTTP 500) on a report without intervals, which its own
@@ -120,9 +154,37 @@ class Vtn:
         since = datetime.now(UTC) - polls * self.poll_interval
         return {ven for ven, at in self.seen.items() if at >= since}
 
+    @staticmethod
+    def _tls(credentials: Credentials | None) -> dict[str, str]:
+        if credentials is None:
+            return {}
+        for name in ("cert_path", "key_path", "ca_path"):
+            path = getattr(credentials, name)
+            if not path.is_file():
+                raise ValueError(f"credentials.{name}: no file at {path}")
+        return {
+            "http_cert": str(credentials.cert_path),
+            "http_key": str(credentials.key_path),
+            "http_ca_file": str(credentials.ca_path),
+        }
+
+    @property
+    def signed(self) -> bool:
+        return self.credentials is not None
+
+    @property
+    def fingerprint(self) -> str | None:
+        """The VTN certificate's fingerprint, which VENs check messages against."""
+        return self.signer.fingerprint if self.signer is not None else None
+
     @property
     def url(self) -> str:
-        return f"http://{self.host}:{self.port}{PATH}"
+        scheme = "https" if self.signed else "http"
+        return f"{scheme}://{self.host}:{self.port}{PATH}"
+
+    def _expected_fingerprint(self, ven_id: str) -> str | None:
+        assert self.fingerprint_lookup is not None
+        return self.fingerprint_lookup(ven_id) if ven_id else None
 
     async def start(self) -> None:
         await self.server.run()
@@ -133,10 +195,28 @@ class Vtn:
     async def _register(self, info: dict[str, Any]) -> tuple[str, str] | bool:
         name = str(info.get("ven_name") or "")
         ven_id = self.ven_lookup(name)
-        if ven_id is None:
+        if ven_id is None or (self.signed and not self._certified(ven_id, info)):
             self.refused.append(name)
             return False
         return ven_id, f"reg-{ven_id}"
+
+    def _certified(self, ven_id: str, info: dict[str, Any]) -> bool:
+        """Signed mode: the TLS client certificate is the one stored for the VEN.
+
+        openleadr checks later messages itself, but not a registration, whose message
+        carries no VEN id yet; it hands over the connection's fingerprint instead.
+        """
+        expected = self._expected_fingerprint(ven_id)
+        presented = info.get("fingerprint")
+        if expected is None or presented != expected:
+            logger.warning(
+                "VEN %s refused: certificate fingerprint %s, enrolled %s",
+                ven_id,
+                presented,
+                expected,
+            )
+            return False
+        return True
 
     async def _register_report(
         self,

@@ -8,6 +8,7 @@ the device does not state fails, because an unknown capability cannot be relied 
 from __future__ import annotations
 
 import hashlib
+import re
 import secrets
 from dataclasses import dataclass
 from datetime import datetime
@@ -16,7 +17,7 @@ from typing import Any
 from sqlalchemy import and_, select
 from sqlalchemy.orm import Session, aliased
 
-from registry.errors import Conflict, NotFound, RegistryError
+from registry.errors import Conflict, InvalidInput, NotFound, Problem, RegistryError
 from registry.lookups import get_device, get_program
 from registry.schemas import DeviceStatus, ProgramStatus
 from registry.tables import Device, Enrollment, EnrollmentLog, Program, utcnow
@@ -361,6 +362,65 @@ def enrolled_ven(session: Session, ven_id: str) -> str | None:
     found = session.scalar(
         select(Enrollment.ven_id)
         .where(Enrollment.ven_id == ven_id, Enrollment.ended_at.is_(None))
+        .limit(1)
+    )
+    return str(found) if found is not None else None
+
+
+#: An OpenADR certificate fingerprint: the last ten bytes of the certificate's SHA-256,
+#: upper-case hex pairs separated by colons.
+FINGERPRINT = re.compile(r"^([0-9A-F]{2}:){9}[0-9A-F]{2}$")
+
+
+def set_ven_fingerprint(
+    session: Session, enrollment_id: int, fingerprint: str, *, field: str = "fingerprint"
+) -> Enrollment:
+    """Store the fingerprint of the certificate an open enrolment's VEN connects and
+    signs with (signed mode). A device has one VEN whatever its programs, so every open
+    enrolment of that VEN gets it; a new fingerprint replaces the old one.
+
+    Raises
+    ------
+    NotFound
+        No open enrolment ``enrollment_id``.
+    InvalidInput
+        ``fingerprint`` is not ten colon-separated hex pairs (named ``field``).
+    """
+    canonical = fingerprint.strip().upper()
+    if not FINGERPRINT.match(canonical):
+        raise InvalidInput(
+            [
+                Problem(
+                    field,
+                    "must be ten hex pairs separated by colons (29 characters), the "
+                    "OpenADR fingerprint of the VEN's certificate",
+                    fingerprint,
+                    "AB:CD:EF:01:23:45:67:89:AB:CD",
+                )
+            ]
+        )
+    link = session.get(Enrollment, enrollment_id)
+    if link is None or link.ended_at is not None:
+        raise NotFound("open enrollment", str(enrollment_id))
+    for other in session.scalars(
+        select(Enrollment).where(Enrollment.ven_id == link.ven_id, Enrollment.ended_at.is_(None))
+    ):
+        other.ven_cert_fingerprint = canonical
+    session.flush()
+    return link
+
+
+def ven_fingerprint(session: Session, ven_id: str) -> str | None:
+    """The certificate fingerprint stored for a VEN with an open enrolment, else ``None``
+    (a VEN without one cannot connect in signed mode)."""
+    found = session.scalar(
+        select(Enrollment.ven_cert_fingerprint)
+        .where(
+            Enrollment.ven_id == ven_id,
+            Enrollment.ended_at.is_(None),
+            Enrollment.ven_cert_fingerprint.is_not(None),
+        )
+        .order_by(Enrollment.enrollment_id.desc())
         .limit(1)
     )
     return str(found) if found is not None else None

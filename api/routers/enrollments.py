@@ -22,10 +22,13 @@ from api.schemas import (
     LinkOut,
     LogEntryOut,
     UnenrollIn,
+    VenCertificateIn,
+    VenCertificateOut,
 )
 from api.settings import Settings
 from api.settlement import sync_devices
 from contracts.chain import ChainError
+from dispatch.certs import fingerprint, issued_by
 from registry import enrollment as store
 from registry.errors import InvalidInput, NotFound, Problem
 from registry.lookups import get_device, get_program
@@ -149,3 +152,42 @@ def unenroll(
     store.end_link(session, link, actor=principal.name, reason=body.reason if body else None)
     session.commit()
     return EnrollmentOut.model_validate(link)
+
+
+@router.put("/{enrollment_id}/certificate")
+def register_certificate(
+    enrollment_id: Annotated[int, Path(ge=1, le=2**31 - 1)],
+    body: VenCertificateIn,
+    session: SessionDep,
+    settings: SettingsDep,
+    _: Integrator,
+) -> VenCertificateOut:
+    """Register the certificate that the enrolment's VEN connects and signs with in
+    signed mode, as the PEM certificate or its fingerprint; the VTN refuses that VEN any
+    other. Every open enrolment of the same VEN (the device's other programs) gets it,
+    and a new one replaces the old. A PEM certificate must be issued by the CA of
+    VTN_CA_FILE when that is set."""
+    if (body.certificate_pem is None) == (body.fingerprint is None):
+        raise InvalidInput(
+            [Problem("certificate_pem", "give exactly one of certificate_pem and fingerprint")]
+        )
+    field, value = "fingerprint", body.fingerprint or ""
+    if body.certificate_pem is not None:
+        field = "certificate_pem"
+        try:
+            value = fingerprint(body.certificate_pem)
+        except ValueError as exc:
+            raise InvalidInput([Problem(field, str(exc))]) from exc
+        if settings.vtn_ca_file is not None and not issued_by(
+            body.certificate_pem, settings.vtn_ca_file.read_bytes()
+        ):
+            raise InvalidInput(
+                [Problem(field, f"not issued by the VTN's CA (VTN_CA_FILE {settings.vtn_ca_file})")]
+            )
+    link = store.set_ven_fingerprint(session, enrollment_id, value, field=field)
+    session.commit()
+    return VenCertificateOut(
+        enrollment_id=link.enrollment_id,
+        ven_id=link.ven_id,
+        fingerprint=str(link.ven_cert_fingerprint),
+    )
