@@ -16,6 +16,7 @@ from sqlalchemy import Engine
 from api import errors
 from api.chain import open_chain
 from api.routers import (
+    dashboard,
     devices,
     enrollments,
     events,
@@ -42,7 +43,8 @@ devices with digital identities, utility programs and enrolment, and telemetry.
 
 Units are in field names (`p_kw`, `e_max_kwh`, `soc_frac`); timestamps are ISO 8601
 with an offset, stored in UTC; power is positive when drawn from the grid.
-Every `/v1` route needs an API key: `Authorization: Bearer <key>`.
+Every `/v1` route needs an API key: `Authorization: Bearer <key>`. The operator
+dashboard at `/` needs none to load; it asks for the viewer's key and sends it.
 """
 
 
@@ -144,6 +146,8 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
         grid,
         forecasts,
         settlements,
+        dashboard,
     ):
         app.include_router(module.router)
+    app.mount("/static", dashboard.static_files(), name="static")
     return app

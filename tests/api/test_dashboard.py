@@ -1,0 +1,234 @@
+"""The operator dashboard in a real browser.
+
+Headless Chromium (``CHROMIUM_BIN``: Debian's ``chromium``, installed by ``.ci/run``)
+driven by Playwright loads the page from the service running under uvicorn on
+loopback, with a small demo fleet in its database. The page is checked against what
+the JSON API answers. Screenshots go to ``TEST_ARTIFACTS_DIR`` (default
+``tests/artifacts``).
+
+The service runs on SQLite only: the page reads the same routes on either back-end,
+and their storage is tested on both elsewhere.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import uvicorn
+from fastapi.testclient import TestClient
+from playwright.sync_api import Browser, Page, expect, sync_playwright
+from sqlalchemy import Engine
+
+from api.main import create_app
+from api.routers.dashboard import STATIC_DIR
+from api.settings import Settings
+from registry.db import make_engine, session_factory
+from registry.demo import build_fleet, seed_demo
+from registry.keys import Role, create_key
+from tests.conftest import free_port
+
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+PLANNING_TIMEOUT_MS = 120_000
+ARTIFACTS_DIR = Path(
+    os.environ.get("TEST_ARTIFACTS_DIR", Path(__file__).resolve().parents[1] / "artifacts")
+)
+
+
+def chromium_binary() -> str:
+    binary = os.environ.get("CHROMIUM_BIN")
+    if not binary:
+        pytest.skip("CHROMIUM_BIN is not set (.ci/run sets it to Debian's chromium)")
+    return binary
+
+
+@dataclass(frozen=True)
+class Service:
+    url: str
+    keys: dict[str, str]
+    feeders: list[str]
+
+    def get(self, path: str, role: str = "operator", **params: Any) -> Any:
+        headers = {"Authorization": f"Bearer {self.keys[role]}"}
+        response = httpx.get(f"{self.url}{path}", headers=headers, params=params, timeout=30)
+        response.raise_for_status()
+        return response.json()
+
+    def post(self, path: str, body: dict[str, Any], role: str = "operator") -> httpx.Response:
+        headers = {"Authorization": f"Bearer {self.keys[role]}"}
+        return httpx.post(f"{self.url}{path}", headers=headers, json=body, timeout=30)
+
+
+def _seeded_engine(template: Path, folder: Path) -> tuple[Engine, list[str]]:
+    path = folder / "dashboard.db"
+    shutil.copy(template, path)
+    engine = make_engine(f"sqlite:///{path}")
+    fleet = build_fleet(40, 3, seed=1, days=7)
+    with session_factory(engine).begin() as session:
+        seed_demo(session, fleet, vtn_url="http://127.0.0.1:1/OpenADR2/Simple/2.0b")
+    return engine, sorted({d["feeder"] for d in fleet.devices})
+
+
+@pytest.fixture(scope="module")
+def service(tmp_path_factory: pytest.TempPathFactory, sqlite_template: Path) -> Iterator[Service]:
+    """The whole service (API, page, VTN) under uvicorn on a free loopback port."""
+    chromium_binary()
+    folder = tmp_path_factory.mktemp("dashboard")
+    engine, feeders = _seeded_engine(sqlite_template, folder)
+    with session_factory(engine).begin() as session:
+        keys = {
+            role.value: create_key(session, f"dash-{role.value}", role)
+            for role in (Role.operator, Role.analyst)
+        }
+    vtn_url = f"http://127.0.0.1:{free_port()}/OpenADR2/Simple/2.0b"
+    settings = Settings(database_url="sqlite://", var_dir=folder, vtn_url=vtn_url)
+    port = free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(
+            create_app(settings, engine=engine), host="127.0.0.1", port=port, log_level="warning"
+        )
+    )
+    thread = threading.Thread(target=server.run, name="dashboard-service", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            pytest.fail("the service did not start under uvicorn within 30 s")
+        time.sleep(0.05)
+    yield Service(f"http://127.0.0.1:{port}", keys, feeders)
+    server.should_exit = True
+    thread.join(timeout=30)
+    engine.dispose()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=chromium_binary(), args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def page(browser: Browser, service: Service) -> Iterator[Page]:
+    """A fresh page in UTC; it fails the test on an uncaught script error or on a
+    request to anywhere but the service (the page must work with no internet)."""
+    context = browser.new_context(timezone_id="UTC", viewport={"width": 1400, "height": 1000})
+    page = context.new_page()
+    errors: list[str] = []
+    elsewhere: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.on(
+        "request",
+        lambda request: (
+            None if request.url.startswith(service.url + "/") else elsewhere.append(request.url)
+        ),
+    )
+    yield page
+    context.close()
+    assert not errors, f"script errors on the page: {errors}"
+    assert not elsewhere, f"the page fetched from outside the service: {elsewhere}"
+
+
+def open_with_key(page: Page, service: Service, role: str) -> None:
+    page.goto(service.url + "/")
+    page.fill("#api-key", service.keys[role])
+    page.click("#key-form button[type=submit]")
+
+
+def window_from_now(minutes: int = 60) -> tuple[datetime, datetime]:
+    """A window starting at the first quarter hour at least five minutes from now."""
+    soon = datetime.now(UTC) + timedelta(minutes=5)
+    start = soon.replace(second=0, microsecond=0) + timedelta(minutes=-soon.minute % 15)
+    return start, start + timedelta(minutes=minutes)
+
+
+def local_input(moment: datetime) -> str:
+    """A datetime-local input's value in the page's time zone (UTC)."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M")
+
+
+def fill_request(page: Page, feeder: str, start: datetime, end: datetime, kw: str) -> None:
+    page.select_option("#req-feeder", feeder)
+    page.fill("#req-start", local_input(start))
+    page.fill("#req-end", local_input(end))
+    page.fill("#req-kw", kw)
+
+
+def eventually(check: Callable[[], bool], timeout_s: float = 15) -> None:
+    """Wait until ``check()`` holds (the page refreshes every few seconds)."""
+    deadline = time.monotonic() + timeout_s
+    while not check():
+        assert time.monotonic() < deadline, "the page did not catch up with the service"
+        time.sleep(0.5)
+
+
+def column(page: Page, table: str, index: int) -> list[str]:
+    return page.locator(f"{table} tbody tr td:nth-child({index})").all_text_contents()
+
+
+def test_page_needs_no_key_and_bundles_its_chart_library(client: TestClient) -> None:
+    page = client.get("/")
+    assert page.status_code == 200
+    assert page.headers["content-type"].startswith("text/html")
+    assets = [
+        "static/dashboard.js",
+        "static/dashboard.css",
+        "static/vendor/uplot/uPlot.iife.min.js",
+    ]
+    for asset in assets:
+        assert f'"{asset}"' in page.text
+        served = client.get(f"/{asset}")
+        assert served.status_code == 200
+        assert served.content == (STATIC_DIR / asset.removeprefix("static/")).read_bytes()
+    assert client.get("/v1/grid/capacity").status_code == 401
+
+
+def test_fleet_overview_shows_the_feeders_of_the_registry(page: Page, service: Service) -> None:
+    open_with_key(page, service, "analyst")
+    rows = service.get("/v1/grid/capacity", group_by=["feeder", "device_type"])
+    expect(page.locator("#fleet-table tbody tr")).to_have_count(len(rows))
+    assert sorted(set(column(page, "#fleet-table", 1))) == service.feeders
+    shown = {
+        (feeder, kind): int(devices)
+        for feeder, kind, devices in zip(
+            column(page, "#fleet-table", 1),
+            column(page, "#fleet-table", 2),
+            column(page, "#fleet-table", 3),
+            strict=True,
+        )
+    }
+    assert shown == {(r["feeder"], r["device_type"]): r["devices"] for r in rows}
+
+
+def test_a_wrong_key_is_told(page: Page, service: Service) -> None:
+    page.goto(service.url + "/")
+    page.fill("#api-key", "not-a-key")
+    page.click("#key-form button[type=submit]")
+    refused = httpx.get(
+        service.url + "/v1/grid/capacity", headers={"Authorization": "Bearer not-a-key"}
+    )
+    assert refused.status_code == 401
+    expect(page.locator("#auth-status")).to_have_text(
+        f"Key refused (401): {refused.json()['detail']}"
+    )
+    expect(page.locator('.message[data-for="fleet"]')).to_contain_text("401")
+    expect(page.locator("#fleet-table tbody tr")).to_have_count(0)
