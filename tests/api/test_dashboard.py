@@ -34,6 +34,7 @@ from api.routers.dashboard import STATIC_DIR
 from api.settings import Settings
 from registry.db import make_engine, session_factory
 from registry.demo import build_fleet, seed_demo
+from registry.identity import device_id
 from registry.keys import Role, create_key
 from tests.conftest import free_port
 
@@ -65,6 +66,7 @@ class Service:
     url: str
     keys: dict[str, str]
     feeders: list[str]
+    device_ids: list[str]
 
     def get(self, path: str, role: str = "operator", **params: Any) -> Any:
         headers = {"Authorization": f"Bearer {self.keys[role]}"}
@@ -77,14 +79,15 @@ class Service:
         return httpx.post(f"{self.url}{path}", headers=headers, json=body, timeout=30)
 
 
-def _seeded_engine(template: Path, folder: Path) -> tuple[Engine, list[str]]:
+def _seeded_engine(template: Path, folder: Path) -> tuple[Engine, list[str], list[str]]:
     path = folder / "dashboard.db"
     shutil.copy(template, path)
     engine = make_engine(f"sqlite:///{path}")
     fleet = build_fleet(40, 3, seed=1, days=7)
     with session_factory(engine).begin() as session:
         seed_demo(session, fleet, vtn_url="http://127.0.0.1:1/OpenADR2/Simple/2.0b")
-    return engine, sorted({d["feeder"] for d in fleet.devices})
+    feeders = sorted({d["feeder"] for d in fleet.devices})
+    return engine, feeders, [device_id(d["make"], d["model"], d["serial"]) for d in fleet.devices]
 
 
 @pytest.fixture(scope="module")
@@ -92,11 +95,11 @@ def service(tmp_path_factory: pytest.TempPathFactory, sqlite_template: Path) -> 
     """The whole service (API, page, VTN) under uvicorn on a free loopback port."""
     chromium_binary()
     folder = tmp_path_factory.mktemp("dashboard")
-    engine, feeders = _seeded_engine(sqlite_template, folder)
+    engine, feeders, device_ids = _seeded_engine(sqlite_template, folder)
     with session_factory(engine).begin() as session:
         keys = {
             role.value: create_key(session, f"dash-{role.value}", role)
-            for role in (Role.operator, Role.analyst)
+            for role in (Role.operator, Role.analyst, Role.integrator)
         }
     vtn_url = f"http://127.0.0.1:{free_port()}/OpenADR2/Simple/2.0b"
     settings = Settings(database_url="sqlite://", var_dir=folder, vtn_url=vtn_url)
@@ -113,7 +116,7 @@ def service(tmp_path_factory: pytest.TempPathFactory, sqlite_template: Path) -> 
         if not thread.is_alive() or time.monotonic() > deadline:
             pytest.fail("the service did not start under uvicorn within 30 s")
         time.sleep(0.05)
-    yield Service(f"http://127.0.0.1:{port}", keys, feeders)
+    yield Service(f"http://127.0.0.1:{port}", keys, feeders, device_ids)
     server.should_exit = True
     thread.join(timeout=30)
     engine.dispose()
@@ -218,6 +221,15 @@ def test_fleet_overview_shows_the_feeders_of_the_registry(page: Page, service: S
     }
     assert shown == {(r["feeder"], r["device_type"]): r["devices"] for r in rows}
 
+    schedules = httpx.get(
+        service.url + "/v1/schedules",
+        headers={"Authorization": f"Bearer {service.keys['analyst']}"},
+    )
+    if schedules.status_code == 404 or schedules.json() == []:
+        expect(page.locator('.message[data-for="schedules"]')).to_have_text("No schedules.")
+    else:
+        expect(page.locator("#schedule-select option")).to_have_count(len(schedules.json()))
+
 
 def test_a_wrong_key_is_told(page: Page, service: Service) -> None:
     page.goto(service.url + "/")
@@ -232,3 +244,33 @@ def test_a_wrong_key_is_told(page: Page, service: Service) -> None:
     )
     expect(page.locator('.message[data-for="fleet"]')).to_contain_text("401")
     expect(page.locator("#fleet-table tbody tr")).to_have_count(0)
+
+
+def test_rewards_per_epoch_follow_the_settlements(page: Page, service: Service) -> None:
+    rewarded = service.device_ids[:2]
+    deliveries = [
+        {"device_id": rewarded[0], "delivered_kwh": 3.0, "availability": 1, "data_quality": 1},
+        {"device_id": rewarded[1], "delivered_kwh": 1.5, "availability": 0.5, "data_quality": 1},
+    ]
+    settlement = {"epoch": 7, "rate_ovpp_per_kwh": 2.0, "deliveries": deliveries}
+    posted = service.post("/v1/settlements", settlement, role="integrator")
+    assert posted.status_code in (200, 201), posted.text
+
+    open_with_key(page, service, "analyst")
+    epochs = service.get("/v1/settlements")
+    expect(page.locator("#settlement-table tbody tr")).to_have_count(len(epochs))
+    assert column(page, "#settlement-table", 1) == [str(e["epoch"]) for e in epochs]
+    assert [float(t) for t in column(page, "#settlement-table", 5)] == pytest.approx(
+        [e["total_ovpp"] for e in epochs], abs=5e-4
+    )
+    chart = page.evaluate("() => window.dashboard.charts.rewards.data")
+    by_epoch = sorted(epochs, key=lambda e: e["epoch"])
+    assert chart == [[e["epoch"] for e in by_epoch], [e["total_ovpp"] for e in by_epoch]]
+
+    page.fill("#reward-device", rewarded[1])
+    page.click("#device-rewards-form button[type=submit]")
+    rewards = service.get(f"/v1/devices/{rewarded[1]}/rewards")
+    assert rewards
+    expect(page.locator("#device-reward-table tbody tr")).to_have_count(len(rewards))
+    amounts = [float(a) for a in column(page, "#device-reward-table", 2)]
+    assert amounts == pytest.approx([r["amount_ovpp"] for r in rewards], abs=5e-4)
