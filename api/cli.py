@@ -291,19 +291,9 @@ def _report_plan(result: Any, out: Path, skipped: list[str], as_json: bool) -> N
 
 
 def _plan(problem: Any, method: str, time_limit: float | None) -> Any:
-    """Plan with the method asked for; ``auto`` plans large LP fleets by chunks on Dask."""
-    from api.compute import chunk_map
-    from optimizer.results import plan
+    from api.compute import plan_auto
 
-    settings = Settings()
-    devices = len(problem.fleet.devices())
-    if method == "auto":
-        large = devices > settings.decompose_above_devices and not problem.integer
-        method = "decomposed" if large else "arrays"
-    if method == "decomposed":
-        with chunk_map(settings) as mapper:
-            return plan(problem, method="decomposed", map_function=mapper)
-    return plan(problem, method=method, time_limit_s=time_limit)  # type: ignore[arg-type]
+    return plan_auto(problem, Settings(), method, time_limit)
 
 
 METHOD_HELP = (

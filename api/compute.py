@@ -13,6 +13,8 @@ from typing import Any
 
 from api.settings import Settings
 from optimizer.decompose import MapFunction
+from optimizer.problem import Problem
+from optimizer.results import Plan, plan
 
 
 @contextmanager
@@ -42,3 +44,17 @@ def chunk_map(settings: Settings) -> Iterator[MapFunction]:
         client.close()
         if cluster is not None:
             cluster.close()
+
+
+def plan_auto(
+    problem: Problem, settings: Settings, method: str = "auto", time_limit_s: float | None = None
+) -> Plan:
+    """Plan with the method asked for; ``auto`` plans an LP fleet larger than
+    ``DECOMPOSE_ABOVE_DEVICES`` by chunks on Dask and any other as one problem."""
+    if method == "auto":
+        large = len(problem.fleet.devices()) > settings.decompose_above_devices
+        method = "decomposed" if large and not problem.integer else "arrays"
+    if method == "decomposed":
+        with chunk_map(settings) as mapper:
+            return plan(problem, method="decomposed", map_function=mapper)
+    return plan(problem, method=method, time_limit_s=time_limit_s)  # type: ignore[arg-type]

@@ -73,6 +73,7 @@ TelemetrySender = Annotated[Principal, Depends(allow(Role.integrator, Role.aggre
 GridViewer = Annotated[
     Principal, Depends(allow(Role.operator, Role.aggregator, Role.integrator, Role.analyst))
 ]
+Operator = Annotated[Principal, Depends(allow(Role.operator))]
 ForecastUser = Annotated[Principal, Depends(allow(Role.analyst, Role.aggregator))]
 
 

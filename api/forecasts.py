@@ -18,7 +18,7 @@ from datetime import datetime
 from typing import Any
 
 import pandas as pd
-from sqlalchemy import func, select
+from sqlalchemy import exists, func, select
 from sqlalchemy.orm import Session
 
 from forecasting.errors import ForecastError
@@ -27,7 +27,7 @@ from forecasting.models import LoadForecaster
 from forecasting.profile import profile_forecast
 from forecasting.series import parse_freq, parse_horizon
 from registry.errors import InvalidInput, NotFound, Problem
-from registry.tables import Device, Reading
+from registry.tables import Device, Enrollment, Reading
 
 MIN_REPORTING = 0.8
 
@@ -48,6 +48,8 @@ class ForecastQuery:
     model: str = "auto"
     timezone: str = "UTC"
     country: str | None = None
+    #: Only the load nobody controls: devices without an open enrolment, and meters.
+    uncontrolled_only: bool = False
 
 
 @dataclass
@@ -91,6 +93,11 @@ def _scope(session: Session, query: ForecastQuery) -> tuple[dict[str, str], Any,
     }
     wanted = value.strip().lower() if kind == "device_id" else value
     condition = column[kind] == wanted
+    if query.uncontrolled_only:
+        enrolled = exists().where(
+            Enrollment.device_id == Device.device_id, Enrollment.ended_at.is_(None)
+        )
+        condition = condition & (~enrolled | (Device.device_type == "smart_meter"))
     devices = session.scalar(select(func.count()).select_from(Device).where(condition)) or 0
     if not devices:
         raise NotFound(kind.replace("_id", ""), value)

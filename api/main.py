@@ -13,8 +13,12 @@ from urllib.parse import urlsplit
 from fastapi import FastAPI
 from sqlalchemy import Engine
 
-from api import errors
+from api import capacity, errors
 from api.chain import open_chain
+from api.jobs import JobRunner
+from api.routers import (
+    capacity as capacity_routes,
+)
 from api.routers import (
     dashboard,
     devices,
@@ -33,6 +37,7 @@ from dispatch.vtn import OptResponse, Vtn
 from registry.db import make_engine, session_factory
 from registry.enrollment import device_of_ven, enrolled_ven
 from registry.events import record_response
+from registry.tables import Job
 from registry.telemetry import store_readings
 
 logger = logging.getLogger(__name__)
@@ -111,16 +116,41 @@ def _vtn(app: FastAPI) -> Vtn:
     )
 
 
+def _runner(app: FastAPI, services: capacity.Services) -> JobRunner:
+    """Background jobs: capacity requests planned and dispatched, and moved on with the
+    clock to delivery."""
+
+    async def run(job: Job) -> None:
+        await capacity.run_job(services, job)
+
+    return JobRunner(
+        app.state.session_factory,
+        {capacity.JOB_KIND: run},
+        tick=lambda: capacity.advance(services),
+        poll_s=app.state.settings.job_poll_s,
+        on_failed=lambda job: capacity.job_failed(services, job),
+    )
+
+
 @asynccontextmanager
 async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     _check_chain(app)
-    vtn = _vtn(app) if app.state.settings.vtn_enabled else None
+    settings: Settings = app.state.settings
+    vtn = _vtn(app) if settings.vtn_enabled else None
     if vtn is not None:
         await vtn.start()
     app.state.vtn = vtn
+    services = capacity.Services(app.state.session_factory, settings, vtn)
+    app.state.capacity = services
+    runner = _runner(app, services) if settings.jobs_enabled else None
+    if runner is not None:
+        await runner.start()
+    app.state.jobs = runner
     try:
         yield
     finally:
+        if runner is not None:
+            await runner.stop()
         if vtn is not None:
             await vtn.stop()
 
@@ -135,6 +165,10 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     app.state.session_factory = session_factory(engine)
     app.state.chain = None  # opened on first use: api.deps.get_chain
     app.state.chain_lock = threading.Lock()
+    # Set by the lifespan; a placeholder so routes work in apps run without it.
+    app.state.vtn = None
+    app.state.jobs = None
+    app.state.capacity = capacity.Services(app.state.session_factory, settings)
     errors.install(app)
     for module in (
         health,
@@ -142,6 +176,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
         programs,
         enrollments,
         events,
+        capacity_routes,
         telemetry,
         grid,
         forecasts,

@@ -40,6 +40,20 @@ class Settings(BaseSettings):
         None, description="Dask scheduler (tcp://host:8786); a LocalCluster when unset"
     )
     dask_workers: int = Field(2, gt=0, description="Workers of the LocalCluster")
+    dispatch_answer_within_s: float = Field(
+        60, gt=0, description="How long a VEN has to answer an event before it is re-planned [s]"
+    )
+    dispatch_max_rounds: int = Field(3, gt=0, description="Planning rounds per dispatch")
+    measure_after_s: float = Field(
+        150, ge=0, description="Wait after a window ends for the last reports, then measure [s]"
+    )
+    live_delivery_every_s: float = Field(
+        30, gt=0, description="How often delivered response is measured during a window [s]"
+    )
+    jobs_enabled: bool = Field(
+        True, description="Run background jobs (planning, dispatch, measurement) in this process"
+    )
+    job_poll_s: float = Field(0.5, gt=0, description="How often the job runner looks for work [s]")
     decompose_above_devices: int = Field(
         2_000, gt=0, description="Fleets larger than this are planned by chunks on Dask"
     )

@@ -4,11 +4,13 @@
 plan took (its power differs from its baseline) a ``LOAD_DISPATCH`` event of its
 setpoints over the span where it differs, and waits for the answers. A device that
 opts out, or does not answer within ``answer_within_s`` (and before the request
-starts), is left out: it is counted as uncontrolled load at its baseline (added to its
-site's base load), its event is cancelled, and the rest of the fleet is planned again
-for the same request. Devices whose setpoints change get their event modified (and
-answer again); devices the new plan no longer needs get a cancellation. Rounds go on
-until every called device has opted in or ``max_rounds`` is reached.
+starts, when it has not yet), is left out: it is counted as uncontrolled load at its
+baseline (added to its site's base load), its event is cancelled, and the rest of the
+fleet is planned again for the same request. Devices whose setpoints change get their
+event modified (and answer again); devices the new plan no longer needs get a
+cancellation. Rounds go on until every called device has opted in, ``max_rounds`` is
+reached or the window is over. Planning runs in a worker thread, so the VTN keeps
+serving VENs meanwhile.
 
 The outcome shows per interval of the request what was requested, what the last plan
 expects (``planned_kw``) and what the devices that opted in commit to
@@ -31,6 +33,8 @@ from optimizer.devices import FAMILIES, Fleet
 from optimizer.prepare import prepare
 from optimizer.problem import Problem, series
 from optimizer.results import Plan, plan
+
+Journal = Callable[[str, "Called"], None]
 
 #: Below this a planned change from baseline is no change [kW].
 CALL_TOLERANCE_KW = 1e-3
@@ -76,8 +80,13 @@ class Dispatched:
     last_plan: Plan | None = None
 
 
+def _silent(action: str, called: Called) -> None:
+    """A journal that keeps nothing."""
+
+
 def without(problem: Problem, left_out: set[str], baseline_kw: pd.DataFrame) -> Problem:
-    """``problem`` with the ``left_out`` devices as uncontrolled load at their baseline."""
+    """``problem`` with the ``left_out`` devices as uncontrolled load at their power in
+    ``baseline_kw`` (their baseline, or what another request holds them to)."""
     if not left_out:
         return problem
     fleet = problem.fleet
@@ -140,17 +149,22 @@ async def dispatch_request(
     planner: Callable[[Problem], Plan] = plan,
     clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     poll_s: float = 0.1,
+    journal: Journal | None = None,
 ) -> Dispatched:
     """Plan ``problem`` (one capacity request), send the events, and re-plan around
     opt-outs and silent VENs (see the module docstring). ``ven_of`` maps each
     controllable device id to its VEN id; devices without one are planned at baseline.
+    ``journal(action, called)`` hears of every event as it is ``sent``, ``modified`` or
+    ``cancelled``, before any answer can come back.
     """
+    journal = journal or _silent
     if len(problem.requests) != 1:
         raise ValueError(
             f"requests: one capacity request per dispatch, not {len(problem.requests)}"
         )
     request = problem.requests[0]
     start = pd.Timestamp(request.start).to_pydatetime()
+    end = pd.Timestamp(request.end).to_pydatetime()
     step = problem.horizon.resolution
     unreachable = {d.device_id for d in problem.fleet.devices() if d.device_id not in ven_of}
     left_out: set[str] = set(unreachable)
@@ -158,7 +172,8 @@ async def dispatch_request(
     data = prepare(problem)
     baseline = pd.DataFrame(data.baseline_kw, index=problem.horizon.index)
     for _ in range(max_rounds):
-        result = planner(without(problem, left_out, baseline))
+        # Planning takes seconds for a large fleet: off the event loop that serves VENs.
+        result = await asyncio.to_thread(planner, without(problem, left_out, baseline))
         wanted = setpoints(result, clock())
         wanted = {d: v for d, v in wanted.items() if d not in left_out}
         request_outcome = result.requests[0]
@@ -177,8 +192,10 @@ async def dispatch_request(
                 tuple(float(v) for v in request_outcome.shortfall_kw),
             )
         )
-        _send(vtn, outcome, wanted, ven_of, step, clock)
-        deadline = min(clock() + timedelta(seconds=answer_within_s), start)
+        _send(vtn, outcome, wanted, ven_of, step, clock, journal)
+        deadline = clock() + timedelta(seconds=answer_within_s)
+        if clock() < start:  # answers are due by the start
+            deadline = min(deadline, start)
         while clock() < deadline and None in _answers(vtn, outcome.events).values():
             await asyncio.sleep(poll_s)
         dropped = []
@@ -187,10 +204,11 @@ async def dispatch_request(
             if answer != "optIn":
                 dropped.append(device)
         for device in dropped:
-            vtn.cancel(outcome.events[device].ven_id, outcome.events[device].event_id)
-            del outcome.events[device]
+            gone = outcome.events.pop(device)
+            vtn.cancel(gone.ven_id, gone.event_id)
+            journal("cancelled", gone)
             left_out.add(device)
-        if not dropped or clock() >= start:
+        if not dropped or clock() >= end:
             break
     outcome.left_out = sorted(left_out - unreachable)
     outcome.committed_kw = _committed(outcome, problem)
@@ -204,12 +222,14 @@ def _send(
     ven_of: Mapping[str, str],
     step: timedelta,
     clock: Callable[[], datetime],
+    journal: Journal,
 ) -> None:
     """New events, modifications and cancellations so that events match ``wanted``."""
     for device in list(outcome.events):
         if device not in wanted:
             gone = outcome.events.pop(device)
             vtn.cancel(gone.ven_id, gone.event_id)
+            journal("cancelled", gone)
             outcome.answers[device] = "cancelled"
     for device, (first, values) in wanted.items():
         called = outcome.events.get(device)
@@ -219,11 +239,13 @@ def _send(
             outcome.events[device] = Called(
                 device, ven_of[device], event_id, first, tuple(values), now
             )
+            journal("sent", outcome.events[device])
         elif (called.start, called.values_kw) != (first, tuple(values)):
             vtn.modify(called.ven_id, called.event_id, first, step, values)
             outcome.events[device] = replace(
                 called, start=first, values_kw=tuple(values), asked_at=now
             )
+            journal("modified", outcome.events[device])
 
 
 def _committed(outcome: Dispatched, problem: Problem) -> list[float]:

@@ -60,6 +60,19 @@ def record_response(
     return event
 
 
+def record_modified(
+    session: Session, event_id: str, intervals: list[dict[str, Any]], now: datetime | None = None
+) -> DispatchEvent:
+    """New setpoints for an event already out; it waits for a fresh answer."""
+    event = get_event(session, event_id)
+    now = now or utcnow()
+    event.intervals = intervals
+    event.status = "pending"
+    event.updated_at = now
+    _log(session, event_id, "modified", now, intervals=len(intervals))
+    return event
+
+
 def record_cancel(session: Session, event_id: str, now: datetime | None = None) -> DispatchEvent:
     event = get_event(session, event_id)
     now = now or utcnow()

@@ -8,16 +8,13 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, HTTPException, Query, Request, status
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
+from api import measurement
 from api.deps import Dispatcher, GridViewer, SessionDep
-from dispatch.baselines import BaselineError
-from dispatch.measure import STORAGE_TYPES, measure, metered_kw
 from dispatch.vtn import Vtn
 from registry import events as store
-from registry.devices import record_delivery
 from registry.enrollment import enrolled_ven, ven_id_for
 from registry.lookups import get_device
 from registry.tables import DispatchEvent, utcnow
-from registry.telemetry import read_telemetry
 
 router = APIRouter(prefix="/v1/events", tags=["events"])
 
@@ -136,38 +133,13 @@ def measure_event(event_id: str, session: SessionDep, _: Dispatcher) -> dict[str
     power from its telemetry against a baseline), add it to the device's delivery
     record once, and keep it in the event's log; measuring again returns the same."""
     event = store.get_event(session, event_id)
-    done = store.measured(session, event_id)
-    if done is not None:
-        return {"event_id": event_id, "device_id": event.device_id, **done}
-    if event.signal_name != "LOAD_DISPATCH":
-        raise HTTPException(
-            status.HTTP_409_CONFLICT, "signal_name: only LOAD_DISPATCH setpoints [kW] are measured"
-        )
-    if event.status != "opted_in":
-        raise HTTPException(
-            status.HTTP_409_CONFLICT, f"status: the event is {event.status}, not opted_in"
-        )
-    intervals = event.intervals
-    last = intervals[-1]
-    end = datetime.fromisoformat(last["start"]) + timedelta(minutes=float(last["minutes"]))
-    now = utcnow()
-    if end > now:
-        raise HTTPException(
-            status.HTTP_409_CONFLICT, f"end: the event runs until {end.isoformat()}"
-        )
-    device = get_device(session, event.device_id)
-    first = datetime.fromisoformat(intervals[0]["start"])
-    lookback = timedelta(hours=2) if device.device_type in STORAGE_TYPES else timedelta(days=46)
-    frame = read_telemetry(session, device.device_id, first - lookback, end, limit=1_000_000)
     try:
-        result = measure(intervals, metered_kw(frame), device.device_type)
-    except BaselineError as exc:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from exc
-    record_delivery(session, device.device_id, result.requested_kwh, result.delivered_kwh)
-    detail = result.as_dict()
-    store.record_measured(session, event_id, detail, now)
+        detail = measurement.measure_event(session, event, utcnow())
+    except measurement.NotMeasurable as exc:
+        code = status.HTTP_409_CONFLICT if exc.conflict else status.HTTP_422_UNPROCESSABLE_CONTENT
+        raise HTTPException(code, exc.message) from exc
     session.commit()
-    return {"event_id": event_id, "device_id": device.device_id, **detail}
+    return {"event_id": event_id, "device_id": event.device_id, **detail}
 
 
 @router.post("/{event_id}/cancel")

@@ -1,0 +1,565 @@
+"""Capacity requests from acceptance to delivery: plan, dispatch, measure.
+
+A request moves through ``planning`` (a background job builds the problem from the
+registry and plans it), ``planned`` (waiting for approval unless it dispatches
+automatically), ``dispatched`` (events out, opt-outs re-planned:
+:func:`dispatch.redispatch.dispatch_request`), ``delivering`` (its window has begun;
+delivered response per finished interval is measured as reports come in) and
+``delivered`` (every opted-in event measured into its device's delivery record).
+``cancelled`` and ``failed`` end it early, with the reason.
+
+Planning (:func:`build_problem`): the enrolled, active devices of the feeder or region
+(:func:`api.fleet.registry_fleet`) over a horizon from the window's start (or now) to
+four hours past its end. A device that an earlier request overlapping this window
+holds (planned, dispatched or delivering) is not planned again: it counts as load at
+what that request asks of it, so two requests never book the same device.
+
+Every step is kept in the request's history; the request's intervals carry per
+interval ``requested_kw``, ``planned_kw``, ``shortfall_kw`` with its ``reasons``,
+``committed_kw`` (the opted-in devices' expected change) and ``delivered_kw``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from api import measurement
+from api.compute import plan_auto
+from api.fleet import RegistryFleet, horizon_for, registry_fleet
+from api.settings import Settings
+from dispatch.baselines import BaselineError
+from dispatch.redispatch import Called, Dispatched, dispatch_request, setpoints, without
+from dispatch.vtn import Vtn
+from optimizer.prepare import prepare
+from optimizer.problem import CapacityRequest, Problem
+from optimizer.results import Plan
+from registry import events as event_store
+from registry import jobs as job_store
+from registry import requests as store
+from registry.errors import Conflict, NotFound, RegistryError
+from registry.tables import CapacityRequestRow, DispatchEvent, Job, utcnow
+
+logger = logging.getLogger(__name__)
+
+JOB_KIND = "capacity_request"
+#: Events of a request that are still live (cancelling sends a cancellation).
+LIVE_EVENTS = ("pending", "opted_in")
+
+
+class PlanningFailed(Exception):
+    """The request cannot be planned; the message says why."""
+
+
+@dataclass
+class Services:
+    """What the workflow needs from the service."""
+
+    sessions: sessionmaker[Session]
+    settings: Settings
+    vtn: Vtn | None = None
+    clock: Callable[[], datetime] = utcnow
+    #: When each delivering request's live response was last measured.
+    live_at: dict[str, datetime] = field(default_factory=dict)
+
+
+@dataclass
+class Built:
+    """A request's problem, its fleet, and the devices other requests hold."""
+
+    problem: Problem
+    fleet: RegistryFleet
+    held: dict[str, str]
+
+
+def _stamp(value: datetime) -> pd.Timestamp:
+    return pd.Timestamp(value).tz_convert("UTC")
+
+
+def _number(value: float) -> float | None:
+    """A float for JSON (``None`` for NaN)."""
+    return None if value is None or math.isnan(value) else round(float(value), 6) + 0.0
+
+
+def build_problem(session: Session, row: CapacityRequestRow, now: datetime) -> Built:
+    """The request's problem, planned around the devices other requests hold."""
+    horizon = horizon_for(row.start, row.end, now, _resolution_s(row))
+    found = registry_fleet(session, horizon, feeder=row.feeder, region=row.region, now=now)
+    scope = f"feeder {row.feeder}" if row.feeder else f"region {row.region}"
+    if not found.ven_of:
+        raise PlanningFailed(f"no active device on {scope} has an open enrolment")
+    request = CapacityRequest(
+        row.request_id,
+        start=max(_stamp(row.start), horizon.start),
+        end=_stamp(row.end),
+        feeder=row.feeder,
+        region=row.region,
+        kw=row.kw,
+        cap_kw=row.cap_kw,
+        shortfall_price_per_kwh=row.shortfall_price_per_kwh,
+    )
+    problem = Problem(horizon, found.fleet, requests=(request,), name=row.request_id)
+    held: dict[str, str] = {}
+    others = store.overlapping(session, row)
+    if others:
+        baseline = pd.DataFrame(prepare(problem).baseline_kw, index=horizon.index)
+        power = baseline.copy()
+        for other in sorted(others, key=lambda r: r.created_at):
+            for device, (first, values) in other.plan.get("setpoints", {}).items():
+                if device not in power.columns or device in held:
+                    continue
+                held[device] = other.request_id
+                stamps = pd.date_range(
+                    _stamp(datetime.fromisoformat(first)),
+                    periods=len(values),
+                    freq=horizon.resolution,
+                )
+                inside = stamps.isin(horizon.index)
+                power.loc[stamps[inside], device] = np.asarray(values, dtype=float)[inside]
+        problem = without(problem, set(held), power)
+    return Built(problem, found, held)
+
+
+def _intervals(result: Plan) -> list[dict[str, Any]]:
+    outcome = result.requests[0]
+    return [
+        {
+            "start": ts.isoformat(),
+            "requested_kw": _number(outcome.requested_kw[ts]),
+            "planned_kw": _number(outcome.expected_kw[ts]),
+            "shortfall_kw": _number(outcome.shortfall_kw[ts]),
+            "reasons": outcome.reasons.get(ts, []),
+            "marginal_cost_per_kw": _number(outcome.marginal_cost_per_kw[ts]),
+            "committed_kw": None,
+            "delivered_kw": None,
+        }
+        for ts in outcome.requested_kw.index
+    ]
+
+
+def _wanted(result: Plan, now: datetime) -> dict[str, list[Any]]:
+    return {
+        device: [first.isoformat(), [round(v, 6) for v in values]]
+        for device, (first, values) in setpoints(result, now).items()
+    }
+
+
+def _store_plan(row: CapacityRequestRow, built: Built, result: Plan, now: datetime) -> None:
+    outcome = result.requests[0]
+    wanted = _wanted(result, now)
+    row.plan = {
+        "resolution_s": _resolution_s(row),
+        "devices": len(built.fleet.ven_of),
+        "devices_called": len(wanted),
+        "setpoints": wanted,
+        "held_by_other_requests": built.held,
+        "cost": {k: round(v, 6) for k, v in result.costs.items()},
+        "objective": round(result.objective, 6),
+        "shortfall_kwh": round(outcome.shortfall_kwh, 6),
+        "baseline_method": built.fleet.baseline_method,
+        "notes": [*built.fleet.notes, *result.notes],
+        "skipped": built.fleet.skipped,
+        "status": result.status,
+    }
+    row.intervals = _intervals(result)
+
+
+def plan_stage(services: Services, request_id: str, job_id: str) -> tuple[Built, Plan] | None:
+    """Plan a request in ``planning``; ``None`` when it is no longer planning."""
+    now = services.clock()
+    with services.sessions.begin() as session:
+        row = store.get_request(session, request_id)
+        if row.status != "planning":
+            return None
+        job_store.set_progress(session, job_id, 0.1, "reading the fleet and forecasting")
+        built = build_problem(session, row, now)
+        job_store.set_progress(session, job_id, 0.4, f"planning {len(built.fleet.ven_of)} devices")
+    result = plan_auto(built.problem, services.settings)
+    with services.sessions.begin() as session:
+        row = store.get_request(session, request_id)
+        if row.status != "planning":
+            return None
+        _store_plan(row, built, result, now)
+        outcome = result.requests[0]
+        reason = None
+        if outcome.shortfall_kwh > 1e-6:
+            reason = (
+                f"the plan falls short by {outcome.shortfall_kwh:.3f} kWh: "
+                "see the intervals' reasons"
+            )
+        store.set_status(
+            session,
+            row,
+            "planned",
+            reason,
+            now,
+            devices_called=row.plan["devices_called"],
+            shortfall_kwh=row.plan["shortfall_kwh"],
+            held=len(built.held),
+        )
+        job_store.set_progress(session, job_id, 0.6, "planned")
+    return built, result
+
+
+def _journal(services: Services, request_id: str) -> Callable[[str, Called], None]:
+    def write(action: str, called: Called) -> None:
+        with services.sessions.begin() as session:
+            if action == "cancelled":
+                event_store.record_cancel(session, called.event_id)
+                return
+            seconds = _resolution_s(store.get_request(session, request_id))
+            intervals = [
+                {
+                    "start": (called.start + i * timedelta(seconds=seconds)).isoformat(),
+                    "minutes": seconds / 60,
+                    "value": v,
+                }
+                for i, v in enumerate(called.values_kw)
+            ]
+            if action == "sent":
+                event_store.record_sent(
+                    session,
+                    called.event_id,
+                    ven_id=called.ven_id,
+                    device_id=called.device_id,
+                    signal_name="LOAD_DISPATCH",
+                    intervals=intervals,
+                    capacity_request_id=request_id,
+                )
+            else:
+                event_store.record_modified(session, called.event_id, intervals)
+
+    return write
+
+
+def _resolution_s(row: CapacityRequestRow) -> int:
+    return int(row.plan.get("resolution_s", 900))
+
+
+def cancel_events(session: Session, vtn: Vtn | None, request_id: str) -> int:
+    """Send cancellations for the request's live events; returns how many."""
+    live = session.scalars(
+        select(DispatchEvent).where(
+            DispatchEvent.capacity_request_id == request_id,
+            DispatchEvent.status.in_(LIVE_EVENTS),
+        )
+    ).all()
+    for event in live:
+        if vtn is not None:
+            vtn.cancel(event.ven_id, event.event_id)
+        event_store.record_cancel(session, event.event_id)
+    return len(live)
+
+
+def approved(session: Session, row: CapacityRequestRow) -> bool:
+    return row.auto_dispatch or any(
+        e.action == "approved" for e in store.history(session, row.request_id)
+    )
+
+
+async def dispatch_stage(
+    services: Services, request_id: str, built: Built, first: Plan | None, job_id: str
+) -> None:
+    """Send a planned request's events and re-plan around opt-outs and silent VENs."""
+    now = services.clock()
+    vtn = services.vtn
+    with services.sessions.begin() as session:
+        row = store.get_request(session, request_id)
+        if row.status != "planned":
+            return
+        if vtn is None:
+            store.set_status(
+                session,
+                row,
+                "failed",
+                "the VTN is not running (VTN_ENABLED=false): the plan cannot be sent",
+                now,
+            )
+            return
+        if now >= row.end:
+            store.set_status(session, row, "failed", "the window ended before dispatch", now)
+            return
+        stale = cancel_events(session, vtn, request_id)
+        if stale:
+            store.log(session, request_id, "resent", now, events_cancelled=stale)
+        job_store.set_progress(session, job_id, 0.7, "events out, waiting for answers")
+    reuse = {"plan": first}
+
+    def planner(problem: Problem) -> Plan:
+        if problem is built.problem and reuse["plan"] is not None:
+            plan, reuse["plan"] = reuse["plan"], None
+            return plan
+        return plan_auto(problem, services.settings)
+
+    outcome = await dispatch_request(
+        vtn,
+        built.problem,
+        built.fleet.ven_of,
+        answer_within_s=services.settings.dispatch_answer_within_s,
+        max_rounds=services.settings.dispatch_max_rounds,
+        planner=planner,
+        clock=services.clock,
+        journal=_journal(services, request_id),
+    )
+    await asyncio.to_thread(_store_dispatch, services, request_id, outcome)
+
+
+def _store_dispatch(services: Services, request_id: str, outcome: Dispatched) -> None:
+    now = services.clock()
+    with services.sessions.begin() as session:
+        row = store.get_request(session, request_id)
+        if row.status == "cancelled":
+            cancel_events(session, services.vtn, request_id)
+            return
+        for number, round_ in enumerate(outcome.rounds, start=1):
+            store.log(
+                session,
+                request_id,
+                "round",
+                round_.at,
+                round=number,
+                left_out=list(round_.left_out),
+                called=len(round_.called),
+                expected_kw=[round(v, 4) for v in round_.expected_kw],
+                shortfall_kw=[round(v, 4) for v in round_.shortfall_kw],
+            )
+        by_start = {t.isoformat(): k for k, t in enumerate(outcome.intervals)}
+        intervals = [dict(i) for i in row.intervals]
+        for interval in intervals:
+            k = by_start.get(interval["start"])
+            if k is not None:
+                interval["planned_kw"] = round(outcome.planned_kw[k], 6)
+                interval["committed_kw"] = round(outcome.committed_kw[k], 6)
+        row.intervals = intervals
+        held = {
+            device: [called.start.isoformat(), list(called.values_kw)]
+            for device, called in outcome.events.items()
+            if outcome.answers.get(device) == "optIn"
+        }
+        answers = list(outcome.answers.values())
+        plan = dict(row.plan)
+        plan["setpoints"] = held
+        plan["devices_called"] = len(held)
+        plan["answers"] = {a: answers.count(a) for a in sorted(set(answers))}
+        plan["left_out"] = outcome.left_out
+        row.plan = plan
+        committed = [i["committed_kw"] or 0.0 for i in intervals if i["committed_kw"] is not None]
+        requested = [i["requested_kw"] or 0.0 for i in intervals if i["committed_kw"] is not None]
+        short = [r - c for r, c in zip(requested, committed, strict=True)]
+        reason = None
+        if short and max(short) > 1e-3 and row.kw is not None:
+            reason = (
+                f"committed falls short of requested by up to {max(short):.1f} kW: "
+                f"{len(outcome.left_out)} devices opted out or did not answer and the rest "
+                "of the fleet could not cover them"
+            )
+        status = "delivering" if now >= row.start else "dispatched"
+        store.set_status(
+            session,
+            row,
+            status,
+            reason,
+            now,
+            rounds=len(outcome.rounds),
+            opted_in=len(held),
+            left_out=len(outcome.left_out),
+        )
+
+
+async def run_job(services: Services, job: Job) -> None:
+    """The job of a capacity request: plan it, and dispatch it when approved."""
+    request_id = job.subject_id
+    try:
+        staged: tuple[Built, Plan | None] | None = None
+        with services.sessions() as session:
+            row = store.get_request(session, request_id)
+            status = row.status
+        if status == "planning":
+            staged = await asyncio.to_thread(plan_stage, services, request_id, job.job_id)
+            if staged is None:
+                return
+            status = "planned"
+        if status != "planned":
+            return
+        with services.sessions() as session:
+            if not approved(session, store.get_request(session, request_id)):
+                return
+        if staged is None:
+            staged = await asyncio.to_thread(_rebuild, services, request_id)
+        built, first = staged
+        await dispatch_stage(services, request_id, built, first, job.job_id)
+    except (PlanningFailed, RegistryError, ValueError, RuntimeError) as exc:
+        _fail(services, request_id, str(exc))
+        raise
+
+
+def _rebuild(services: Services, request_id: str) -> tuple[Built, Plan | None]:
+    with services.sessions() as session:
+        row = store.get_request(session, request_id)
+        return build_problem(session, row, services.clock()), None
+
+
+def _fail(services: Services, request_id: str, reason: str) -> None:
+    with services.sessions.begin() as session:
+        try:
+            row = store.get_request(session, request_id)
+        except NotFound:
+            return
+        if row.status not in store.FINAL:
+            store.set_status(session, row, "failed", reason, services.clock())
+
+
+def job_failed(services: Services, job: Job) -> None:
+    """A job given up (see :func:`registry.jobs.recover`): its request fails with the reason."""
+    if job.kind == JOB_KIND:
+        _fail(services, job.subject_id, job.error or "its job failed")
+
+
+def advance(services: Services) -> None:
+    """Move dispatched and delivering requests on with the clock: ``delivering`` once
+    the window begins, live delivered response while it runs, and ``delivered``
+    (every opted-in event measured) once the window and the reports after it are in."""
+    now = services.clock()
+    grace = timedelta(seconds=services.settings.measure_after_s)
+    every = timedelta(seconds=services.settings.live_delivery_every_s)
+    with services.sessions() as session:
+        ids = list(
+            session.scalars(
+                select(CapacityRequestRow.request_id).where(
+                    CapacityRequestRow.status.in_(("dispatched", "delivering"))
+                )
+            )
+        )
+    for request_id in ids:
+        with services.sessions.begin() as session:
+            row = store.get_request(session, request_id)
+            if row.status == "dispatched" and now >= row.start:
+                store.set_status(session, row, "delivering", row.reason, now)
+            if row.status != "delivering":
+                continue
+            if now >= row.end + grace:
+                _finish(session, row, now)
+                services.live_at.pop(request_id, None)
+            elif (
+                now - services.live_at.get(request_id, datetime.min.replace(tzinfo=now.tzinfo))
+                >= every
+            ):
+                _live(session, row, now)
+                services.live_at[request_id] = now
+
+
+def _events_in(session: Session, request_id: str) -> list[DispatchEvent]:
+    return list(
+        session.scalars(
+            select(DispatchEvent).where(
+                DispatchEvent.capacity_request_id == request_id,
+                DispatchEvent.status == "opted_in",
+            )
+        )
+    )
+
+
+def _add_delivered(row: CapacityRequestRow, delivered: dict[str, float], upto: datetime) -> None:
+    intervals = [dict(i) for i in row.intervals]
+    step = timedelta(seconds=_resolution_s(row))
+    for interval in intervals:
+        start = datetime.fromisoformat(interval["start"])
+        if start + step <= upto:
+            interval["delivered_kw"] = round(delivered.get(interval["start"], 0.0), 6)
+    row.intervals = intervals
+
+
+def _live(session: Session, row: CapacityRequestRow, now: datetime) -> None:
+    """Delivered response so far: each opted-in event over its finished intervals."""
+    delivered: dict[str, float] = {}
+    for event in _events_in(session, row.request_id):
+        done = [
+            i
+            for i in event.intervals
+            if datetime.fromisoformat(i["start"]) + timedelta(minutes=float(i["minutes"])) <= now
+        ]
+        if not done:
+            continue
+        try:
+            result = measurement.measure_intervals(session, event.device_id, done)
+        except BaselineError:
+            continue  # its reports are not in yet
+        for start, value in result.intervals["delivered_kw"].items():
+            key = pd.Timestamp(str(start)).isoformat()
+            delivered[key] = delivered.get(key, 0.0) + float(value)
+    _add_delivered(row, delivered, now)
+    row.updated_at = now
+
+
+def _finish(session: Session, row: CapacityRequestRow, now: datetime) -> None:
+    """Measure every opted-in event into its device's record; the request is delivered."""
+    delivered: dict[str, float] = {}
+    unmeasured: list[str] = []
+    requested_kwh = delivered_kwh = 0.0
+    for event in _events_in(session, row.request_id):
+        try:
+            detail = measurement.measure_event(session, event, now)
+        except measurement.NotMeasurable as exc:
+            unmeasured.append(f"{event.device_id}: {exc.message}")
+            continue
+        requested_kwh += detail["requested_kwh"]
+        delivered_kwh += detail["delivered_kwh"]
+        for interval in detail["intervals"]:
+            key = pd.Timestamp(interval["start"]).isoformat()
+            delivered[key] = delivered.get(key, 0.0) + float(interval["delivered_kw"])
+    _add_delivered(row, delivered, now)
+    plan = dict(row.plan)
+    plan["measurement"] = {
+        "events_measured": len(_events_in(session, row.request_id)) - len(unmeasured),
+        "unmeasured": unmeasured,
+        "requested_kwh": round(requested_kwh, 6),
+        "delivered_kwh": round(delivered_kwh, 6),
+        "performance": round(delivered_kwh / requested_kwh, 6) if requested_kwh > 0 else None,
+    }
+    row.plan = plan
+    reason = f"{len(unmeasured)} events could not be measured" if unmeasured else None
+    store.set_status(
+        session,
+        row,
+        "delivered",
+        reason,
+        now,
+        delivered_kwh=round(delivered_kwh, 6),
+        requested_kwh=round(requested_kwh, 6),
+    )
+
+
+def cancel(services: Services, session: Session, row: CapacityRequestRow, by: str) -> int:
+    """Cancel a request that has not been delivered: its jobs stop, its live events get
+    cancellations. Returns how many events were cancelled."""
+    if row.status in store.FINAL or row.status == "delivered":
+        raise Conflict(
+            "status", f"the request is {row.status}; it can no longer be cancelled", row.status
+        )
+    now = services.clock()
+    job_store.cancel_jobs(session, row.request_id, now)
+    sent = cancel_events(session, services.vtn, row.request_id)
+    store.set_status(session, row, "cancelled", f"cancelled by {by}", now, events_cancelled=sent)
+    return sent
+
+
+def approve(session: Session, row: CapacityRequestRow, by: str, now: datetime) -> Job:
+    """Approve a planned request for dispatch; a job sends it."""
+    if row.status != "planned":
+        raise Conflict(
+            "status", f"the request is {row.status}; only a planned request is approved", row.status
+        )
+    if approved(session, row):
+        raise Conflict("status", "the request is already approved; its dispatch is under way")
+    store.log(session, row.request_id, "approved", now, by=by)
+    return job_store.create_job(session, JOB_KIND, row.request_id, now)
