@@ -25,16 +25,24 @@
 
   function describe(status, detail) {
     if (Array.isArray(detail)) {
-      return detail.map((d) => `${fieldOf(d) || "request"}: ${d.msg}`).join("; ");
+      return detail.map((d) => `${fieldOf(d) || "request"}: ${messageOf(d)}`).join("; ");
     }
     const text = typeof detail === "string" ? detail : JSON.stringify(detail);
     return `${status}: ${text}`;
   }
 
-  // The form field a FastAPI error item points at ("body.kw" -> "kw").
+  // The form field a FastAPI error item points at: its location ("body.kw" -> "kw"),
+  // or for a check across fields, the field its message starts with ("end: ...").
   function fieldOf(item) {
     const loc = (item.loc || []).filter((part) => part !== "body");
-    return loc.length ? String(loc[0]) : "";
+    if (loc.length) return String(loc[0]);
+    const named = /^(?:Value error, )?([a-z_]+): /.exec(item.msg || "");
+    return named ? named[1] : "";
+  }
+
+  // The message without the prefix that names its field.
+  function messageOf(item) {
+    return String(item.msg || "").replace(/^(?:Value error, )?[a-z_]+: /, "");
   }
 
   async function api(path, options = {}) {
@@ -146,10 +154,11 @@
   // ------------------------------------------------------------------ fleet
 
   async function loadFleet() {
-    const rows = await api("v1/grid/capacity?group_by=feeder&group_by=device_type");
-    rows.sort((a, b) => (a.feeder || "").localeCompare(b.feeder || "") ||
-      (a.device_type || "").localeCompare(b.device_type || ""));
+    const rows = await api("v1/grid/capacity?group_by=region&group_by=feeder&group_by=device_type");
+    const order = (r) => [r.region, r.feeder, r.device_type].map((v) => v || "").join("\u0000");
+    rows.sort((a, b) => order(a).localeCompare(order(b)));
     fillTable($("#fleet-table"), rows, (row, r) => {
+      cell(row, r.region || "–");
       cell(row, r.feeder || "–");
       cell(row, r.device_type || "–");
       cell(row, String(r.devices), true);
@@ -159,11 +168,21 @@
       cell(row, String(r.available_devices), true);
       cell(row, kw(r.available_flex_kw), true);
     });
-    const select = $("#req-feeder");
+    // A request names one feeder or one region.
+    const select = $("#req-area");
     const chosen = select.value;
-    const feeders = [...new Set(rows.map((r) => r.feeder).filter(Boolean))];
-    select.replaceChildren(new Option("whole fleet", ""), ...feeders.map((f) => new Option(f, f)));
-    select.value = feeders.includes(chosen) ? chosen : "";
+    const group = (label, kind, names) => {
+      const optgroup = document.createElement("optgroup");
+      optgroup.label = label;
+      optgroup.append(...names.map((name) => new Option(name, `${kind}:${name}`)));
+      return optgroup;
+    };
+    const distinct = (name) => [...new Set(rows.map((r) => r[name]).filter(Boolean))].sort();
+    select.replaceChildren(
+      group("Feeder", "feeder", distinct("feeder")),
+      group("Region", "region", distinct("region")),
+    );
+    if ([...select.options].some((o) => o.value === chosen)) select.value = chosen;
   }
 
   // ------------------------------------------------------------------ capacity requests
@@ -177,7 +196,7 @@
       const link = cell(row, short(r.id));
       link.title = r.id;
       link.className = "link";
-      cell(row, r.feeder || r.region || "whole fleet");
+      cell(row, r.feeder || r.region || "–");
       cell(row, `${time(r.start)} → ${time(r.end)}`);
       cell(row, r.kw !== null ? kw(r.kw) : `cap ${kw(r.cap_kw)}`, true);
       const status = cell(row, r.status);
@@ -341,9 +360,10 @@
     const form = $("#request-form");
     for (const span of form.querySelectorAll(".field-error")) span.textContent = "";
     $("#request-form-error").textContent = "";
+    const [kind, area] = $("#req-area").value.split(/:(.*)/s);
     const body = {
-      feeder: $("#req-feeder").value || null,
-      region: null,
+      feeder: kind === "feeder" ? area : null,
+      region: kind === "region" ? area : null,
       start: isoOrRaw($("#req-start").value),
       end: isoOrRaw($("#req-end").value),
       kw: numberOrRaw($("#req-kw").value),
@@ -368,9 +388,9 @@
     if (Array.isArray(error.detail)) {
       for (const item of error.detail) {
         const field = fieldOf(item);
-        const span = document.querySelector(`#request-form .field-error[data-field="${field}"]`);
-        const text = `${field || "request"}: ${item.msg}`;
-        if (span) span.textContent = span.textContent ? `${span.textContent}; ${item.msg}` : text;
+        const span = field && document.querySelector(`#request-form .field-error[data-field~="${field}"]`);
+        const text = `${field || "request"}: ${messageOf(item)}`;
+        if (span) span.textContent = span.textContent ? `${span.textContent}; ${text}` : text;
         else general.push(text);
       }
     } else if (error.status === 403) {

@@ -102,7 +102,10 @@ def service(tmp_path_factory: pytest.TempPathFactory, sqlite_template: Path) -> 
             for role in (Role.operator, Role.analyst, Role.integrator)
         }
     vtn_url = f"http://127.0.0.1:{free_port()}/OpenADR2/Simple/2.0b"
-    settings = Settings(database_url="sqlite://", var_dir=folder, vtn_url=vtn_url)
+    # No VEN connects: events stay pending, and are not re-planned while the tests run.
+    settings = Settings(
+        database_url="sqlite://", var_dir=folder, vtn_url=vtn_url, dispatch_answer_within_s=900
+    )
     port = free_port()
     server = uvicorn.Server(
         uvicorn.Config(
@@ -170,7 +173,7 @@ def local_input(moment: datetime) -> str:
 
 
 def fill_request(page: Page, feeder: str, start: datetime, end: datetime, kw: str) -> None:
-    page.select_option("#req-feeder", feeder)
+    page.select_option("#req-area", f"feeder:{feeder}")
     page.fill("#req-start", local_input(start))
     page.fill("#req-end", local_input(end))
     page.fill("#req-kw", kw)
@@ -207,19 +210,27 @@ def test_page_needs_no_key_and_bundles_its_chart_library(client: TestClient) -> 
 
 def test_fleet_overview_shows_the_feeders_of_the_registry(page: Page, service: Service) -> None:
     open_with_key(page, service, "analyst")
-    rows = service.get("/v1/grid/capacity", group_by=["feeder", "device_type"])
+    rows = service.get("/v1/grid/capacity", group_by=["region", "feeder", "device_type"])
     expect(page.locator("#fleet-table tbody tr")).to_have_count(len(rows))
-    assert sorted(set(column(page, "#fleet-table", 1))) == service.feeders
+    assert sorted(set(column(page, "#fleet-table", 2))) == service.feeders
     shown = {
-        (feeder, kind): int(devices)
-        for feeder, kind, devices in zip(
-            column(page, "#fleet-table", 1),
-            column(page, "#fleet-table", 2),
-            column(page, "#fleet-table", 3),
+        (region, feeder, kind): (int(devices), float(available))
+        for region, feeder, kind, devices, available in zip(
+            *(column(page, "#fleet-table", index) for index in (1, 2, 3, 4, 9)),
             strict=True,
         )
     }
-    assert shown == {(r["feeder"], r["device_type"]): r["devices"] for r in rows}
+    assert shown == {
+        (r["region"], r["feeder"], r["device_type"]): (
+            r["devices"],
+            pytest.approx(r["available_flex_kw"], abs=0.051),
+        )
+        for r in rows
+    }
+    # The request form offers each feeder and each region of the fleet.
+    areas = page.locator("#req-area option").evaluate_all("(options) => options.map(o => o.value)")
+    regions = sorted({r["region"] for r in rows})
+    assert areas == [f"feeder:{f}" for f in service.feeders] + [f"region:{r}" for r in regions]
 
     schedules = httpx.get(
         service.url + "/v1/schedules",
@@ -274,3 +285,141 @@ def test_rewards_per_epoch_follow_the_settlements(page: Page, service: Service) 
     expect(page.locator("#device-reward-table tbody tr")).to_have_count(len(rewards))
     amounts = [float(a) for a in column(page, "#device-reward-table", 2)]
     assert amounts == pytest.approx([r["amount_ovpp"] for r in rewards], abs=5e-4)
+
+
+def test_a_role_without_rights_is_told(page: Page, service: Service) -> None:
+    open_with_key(page, service, "analyst")
+    expect(page.locator("#fleet-table tbody tr").first).to_be_visible()
+    start, end = window_from_now()
+    fill_request(page, service.feeders[0], start, end, "100")
+    page.click("#request-form button[type=submit]")
+    body = {"feeder": service.feeders[0], "start": start.isoformat(), "end": end.isoformat()}
+    refused = service.post("/v1/capacity-requests", {**body, "kw": 100}, role="analyst")
+    assert refused.status_code == 403
+    expect(page.locator("#request-form-error")).to_have_text(
+        f"Not allowed for this key (403): {refused.json()['detail']}"
+    )
+
+
+@pytest.mark.parametrize("kw", ["-250", "lots"])
+def test_a_bad_kw_shows_the_services_message_next_to_the_field(
+    page: Page, service: Service, kw: str
+) -> None:
+    open_with_key(page, service, "operator")
+    expect(page.locator("#fleet-table tbody tr").first).to_be_visible()
+    before = service.get("/v1/capacity-requests")
+    start, end = window_from_now()
+    fill_request(page, service.feeders[0], start, end, kw)
+    page.click("#request-form button[type=submit]")
+
+    value: Any = float(kw) if kw.lstrip("-").isdigit() else kw
+    body = {"feeder": service.feeders[0], "start": start.isoformat(), "end": end.isoformat()}
+    refused = service.post("/v1/capacity-requests", {**body, "kw": value})
+    assert refused.status_code == 422
+    [message] = [d["msg"] for d in refused.json()["detail"] if d["loc"] == ["body", "kw"]]
+    expect(page.locator('.field-error[data-field="kw"]')).to_have_text(f"kw: {message}")
+    for field in ("start", "end", "feeder"):
+        expect(page.locator(f'.field-error[data-field~="{field}"]')).to_have_text("")
+    assert len(service.get("/v1/capacity-requests")) == len(before)
+
+
+def test_a_check_across_fields_is_shown_next_to_the_field_it_names(
+    page: Page, service: Service
+) -> None:
+    open_with_key(page, service, "operator")
+    expect(page.locator("#fleet-table tbody tr").first).to_be_visible()
+    start, end = window_from_now()
+    fill_request(page, service.feeders[0], end, start, "50")
+    page.click("#request-form button[type=submit]")
+
+    body = {"feeder": service.feeders[0], "start": end.isoformat(), "end": start.isoformat()}
+    refused = service.post("/v1/capacity-requests", {**body, "kw": 50})
+    assert refused.status_code == 422
+    [item] = refused.json()["detail"]
+    assert item["loc"] == ["body"]
+    prefix = "Value error, end: "
+    assert item["msg"].startswith(prefix)
+    expect(page.locator('.field-error[data-field="end"]')).to_have_text(
+        "end: " + item["msg"].removeprefix(prefix)
+    )
+    expect(page.locator("#request-form-error")).to_have_text("")
+
+
+def test_a_request_submitted_on_the_page_is_charted_as_planned(
+    page: Page, service: Service
+) -> None:
+    open_with_key(page, service, "operator")
+    expect(page.locator("#fleet-table tbody tr").first).to_be_visible()
+    feeder = service.feeders[-1]
+    flex = service.get("/v1/grid/capacity", group_by=["feeder"], feeder=feeder)[0]
+    # More than the enrolled devices can give: a shortfall, and reasons for it.
+    kw = round(flex["enrolled_flex_kw"] * 1.5, 1)
+    start, end = window_from_now()
+    fill_request(page, feeder, start, end, str(kw))
+    page.click("#request-form button[type=submit]")
+
+    expect(page.locator("#request-detail")).to_be_visible()
+    page.wait_for_function(
+        "() => (window.dashboard.state.detail?.intervals ?? []).length > 0",
+        timeout=PLANNING_TIMEOUT_MS,
+    )
+    request_id = page.locator("#detail-id").inner_text()
+    stored = service.get(f"/v1/capacity-requests/{request_id}")
+    assert (stored["feeder"], stored["kw"]) == (feeder, kw)
+    assert datetime.fromisoformat(stored["start"]) == start
+    assert datetime.fromisoformat(stored["end"]) == end
+    intervals = stored["intervals"]
+    assert intervals, stored
+
+    # One step per interval, closed by a point at the window's end.
+    chart: list[list[float | None]] = page.evaluate("() => window.dashboard.charts.request.data")
+    starts = [datetime.fromisoformat(i["start"]).timestamp() for i in intervals]
+    assert chart[0] == [*starts, end.timestamp()]
+    for series, name in ((1, "requested_kw"), (2, "planned_kw")):
+        values = [i[name] for i in intervals]
+        assert chart[series] == [*values, values[-1]]
+    shown = [float(v) for v in column(page, "#interval-table", 3)]
+    assert shown == pytest.approx([i["planned_kw"] for i in intervals], abs=0.051)
+
+    # The legend follows the cursor: over the last interval it shows its planned kW.
+    last = len(intervals) - 1
+    page.locator("#request-chart").scroll_into_view_if_needed()
+    x, y = page.evaluate(
+        """(i) => {
+            const u = window.dashboard.charts.request;
+            const box = u.over.getBoundingClientRect();
+            return [box.left + u.valToPos(u.data[0][i], "x") - 2, box.top + box.height / 2];
+        }""",
+        last,
+    )
+    page.mouse.move(x, y)
+    legend = page.locator("#request-chart .u-legend .u-series").nth(2).locator(".u-value")
+    expect(legend).not_to_have_text("–")
+    assert float(legend.inner_text()) == pytest.approx(intervals[last]["planned_kw"], abs=0.051)
+
+    row = page.locator(f'#request-table tbody tr[data-id="{request_id}"]')
+    expect(row).to_have_class("selected")
+
+    def listed_status() -> str:
+        listed = service.get("/v1/capacity-requests")
+        return str(next(r["status"] for r in listed if r["id"] == request_id))
+
+    eventually(lambda: row.locator("td").nth(4).inner_text() == listed_status())
+    reasons = [r for i in intervals for r in i["reasons"]]
+    assert reasons and all(i["reasons"] for i in intervals if i["shortfall_kw"] > 1e-6)
+    expect(page.locator("#shortfall-reasons li")).to_have_count(len(reasons))
+
+    # Dispatched on its own: one event per device called, each shown under its VEN.
+    def events_shown() -> bool:
+        events = service.get("/v1/events", capacity_request_id=request_id)
+        shown = list(
+            zip(column(page, "#event-table", 1), column(page, "#event-table", 4), strict=True)
+        )
+        return bool(events) and sorted(shown) == sorted((e["ven_id"], e["status"]) for e in events)
+
+    eventually(events_shown, timeout_s=60)
+
+    ARTIFACTS_DIR.mkdir(parents=True, exist_ok=True)
+    shot = ARTIFACTS_DIR / "dashboard.png"
+    page.screenshot(path=shot, full_page=True)
+    assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
