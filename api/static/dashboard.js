@@ -96,7 +96,14 @@
   // ------------------------------------------------------------------ formatting
 
   const kw = (value) => (value === null || value === undefined ? "–" : Number(value).toFixed(1));
-  const time = (iso) => (iso ? new Date(iso).toLocaleString() : "–");
+  const stamp = new Intl.DateTimeFormat(undefined, { dateStyle: "medium", timeStyle: "short" });
+  const clock = new Intl.DateTimeFormat(undefined, { timeStyle: "short" });
+  const time = (iso) => (iso ? stamp.format(new Date(iso)) : "–");
+  const span = (start, end) => {
+    const [a, b] = [new Date(start), new Date(end)];
+    const sameDay = a.toDateString() === b.toDateString();
+    return `${stamp.format(a)} – ${sameDay ? clock.format(b) : stamp.format(b)}`;
+  };
   const short = (id) => (id && id.length > 14 ? `${id.slice(0, 8)}…${id.slice(-4)}` : id || "–");
 
   function cell(row, text, numeric) {
@@ -126,9 +133,9 @@
     const options = {
       width,
       height: 260,
-      scales: { x: { time: extra.time !== false } },
+      scales: { x: { time: extra.time !== false, ...(extra.xRange ? { range: extra.xRange } : {}) } },
       series: [{ label: extra.xLabel || "time" }, ...series],
-      axes: [{}, { label: extra.yLabel || "kW" }],
+      axes: [extra.xAxis || {}, { label: extra.yLabel || "kW" }],
       ...extra.options,
     };
     charts[name] = new uPlot(options, data, container);
@@ -197,7 +204,7 @@
       link.title = r.id;
       link.className = "link";
       cell(row, r.feeder || r.region || "–");
-      cell(row, `${time(r.start)} → ${time(r.end)}`);
+      cell(row, span(r.start, r.end));
       cell(row, r.kw !== null ? kw(r.kw) : `cap ${kw(r.cap_kw)}`, true);
       const status = cell(row, r.status);
       status.className = `status ${r.status}`;
@@ -236,11 +243,12 @@
     }
     if (r.reason) parts.push(r.reason);
     if (r.plan && r.plan.devices_called !== undefined) parts.push(`${r.plan.devices_called} devices called`);
-    if (r.plan && r.plan.shortfall_kwh !== undefined) parts.push(`shortfall ${kw(r.plan.shortfall_kwh)} kWh`);
+    if (!r.reason && r.plan && r.plan.shortfall_kwh) parts.push(`shortfall ${kw(r.plan.shortfall_kwh)} kWh`);
     if (r.settlement_epoch !== null && r.settlement_epoch !== undefined) parts.push(`settled in epoch ${r.settlement_epoch}`);
     $("#detail-status").textContent = parts.join(" · ");
     $("#detail-status").dataset.status = r.status;
-    $("#approve-request").hidden = r.status !== "planned";
+    const approved = r.auto_dispatch || (r.history || []).some((h) => h.action === "approved");
+    $("#approve-request").hidden = r.status !== "planned" || approved;
     $("#cancel-request").hidden = FINAL.has(r.status);
 
     const intervals = r.intervals || [];
@@ -283,14 +291,16 @@
       cell(row, kw(i.delivered_kw), true);
       cell(row, kw(i.shortfall_kw), true);
     });
+    // One line per interval that falls short: by how much, and every reason given.
     const reasons = $("#shortfall-reasons");
     reasons.replaceChildren();
     for (const i of intervals) {
-      for (const reason of i.reasons || []) {
-        const li = document.createElement("li");
-        li.textContent = `${time(i.start)}: ${reason} (short ${kw(i.shortfall_kw)} kW)`;
-        reasons.append(li);
-      }
+      if (!(i.reasons || []).length) continue;
+      const li = document.createElement("li");
+      const head = document.createElement("strong");
+      head.textContent = `${clock.format(new Date(i.start))} short ${kw(i.shortfall_kw)} kW: `;
+      li.append(head, i.reasons.join("; "));
+      reasons.append(li);
     }
     if (!reasons.children.length) {
       const li = document.createElement("li");
@@ -471,9 +481,15 @@
     draw(
       "rewards",
       chart,
-      [{ label: "rewards OVPP", stroke: "#7c3aed", fill: "rgba(124,58,237,0.3)", paths: uPlot.paths.bars({ size: [0.6, 60] }) }],
+      [{ label: "rewards OVPP", value: (u, v) => (v === null ? "–" : v.toFixed(3)), points: { show: false }, stroke: "#7c3aed", fill: "rgba(124,58,237,0.3)", paths: uPlot.paths.bars({ size: [0.6, 60] }) }],
       [ordered.map((s) => s.epoch), ordered.map((s) => s.total_ovpp)],
-      { time: false, xLabel: "epoch", yLabel: "OVPP" },
+      {
+        time: false,
+        xLabel: "epoch",
+        yLabel: "OVPP",
+        xRange: () => [ordered[0].epoch - 1, ordered[ordered.length - 1].epoch + 1],
+        xAxis: { label: "epoch", incrs: [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000] },
+      },
     );
   }
 

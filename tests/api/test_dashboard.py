@@ -13,6 +13,7 @@ and their storage is tested on both elsewhere.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import threading
 import time
@@ -102,9 +103,14 @@ def service(tmp_path_factory: pytest.TempPathFactory, sqlite_template: Path) -> 
             for role in (Role.operator, Role.analyst, Role.integrator)
         }
     vtn_url = f"http://127.0.0.1:{free_port()}/OpenADR2/Simple/2.0b"
-    # No VEN connects: events stay pending, and are not re-planned while the tests run.
+    # No VEN connects, so a dispatch waits out the answer window: a short one, in one
+    # round, keeps the job runner free for the next request.
     settings = Settings(
-        database_url="sqlite://", var_dir=folder, vtn_url=vtn_url, dispatch_answer_within_s=900
+        database_url="sqlite://",
+        var_dir=folder,
+        vtn_url=vtn_url,
+        dispatch_answer_within_s=3,
+        dispatch_max_rounds=1,
     )
     port = free_port()
     server = uvicorn.Server(
@@ -137,7 +143,7 @@ def browser() -> Iterator[Browser]:
 def page(browser: Browser, service: Service) -> Iterator[Page]:
     """A fresh page in UTC; it fails the test on an uncaught script error or on a
     request to anywhere but the service (the page must work with no internet)."""
-    context = browser.new_context(timezone_id="UTC", viewport={"width": 1400, "height": 1000})
+    context = browser.new_context(timezone_id="UTC", viewport={"width": 1600, "height": 1000})
     page = context.new_page()
     errors: list[str] = []
     elsewhere: list[str] = []
@@ -185,6 +191,18 @@ def eventually(check: Callable[[], bool], timeout_s: float = 15) -> None:
     while not check():
         assert time.monotonic() < deadline, "the page did not catch up with the service"
         time.sleep(0.5)
+
+
+def wait_while(
+    service: Service, request_id: str, statuses: set[str], timeout_s: float = 120
+) -> dict[str, Any]:
+    """The request once its status is none of ``statuses`` (or at the timeout)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        request: dict[str, Any] = service.get(f"/v1/capacity-requests/{request_id}")
+        if request["status"] not in statuses or time.monotonic() > deadline:
+            return request
+        time.sleep(0.2)
 
 
 def column(page: Page, table: str, index: int) -> list[str]:
@@ -364,7 +382,12 @@ def test_a_request_submitted_on_the_page_is_charted_as_planned(
         timeout=PLANNING_TIMEOUT_MS,
     )
     request_id = page.locator("#detail-id").inner_text()
-    stored = service.get(f"/v1/capacity-requests/{request_id}")
+    # Dispatched on its own once planned; the page follows until it shows the same.
+    stored = wait_while(service, request_id, {"planning", "planned"})
+    assert stored["status"] == "dispatched", stored
+    expect(page.locator("#detail-status")).to_have_attribute(
+        "data-status", "dispatched", timeout=15_000
+    )
     assert (stored["feeder"], stored["kw"]) == (feeder, kw)
     assert datetime.fromisoformat(stored["start"]) == start
     assert datetime.fromisoformat(stored["end"]) == end
@@ -375,7 +398,7 @@ def test_a_request_submitted_on_the_page_is_charted_as_planned(
     chart: list[list[float | None]] = page.evaluate("() => window.dashboard.charts.request.data")
     starts = [datetime.fromisoformat(i["start"]).timestamp() for i in intervals]
     assert chart[0] == [*starts, end.timestamp()]
-    for series, name in ((1, "requested_kw"), (2, "planned_kw")):
+    for series, name in ((1, "requested_kw"), (2, "planned_kw"), (3, "committed_kw")):
         values = [i[name] for i in intervals]
         assert chart[series] == [*values, values[-1]]
     shown = [float(v) for v in column(page, "#interval-table", 3)]
@@ -405,11 +428,18 @@ def test_a_request_submitted_on_the_page_is_charted_as_planned(
         return str(next(r["status"] for r in listed if r["id"] == request_id))
 
     eventually(lambda: row.locator("td").nth(4).inner_text() == listed_status())
-    reasons = [r for i in intervals for r in i["reasons"]]
-    assert reasons and all(i["reasons"] for i in intervals if i["shortfall_kw"] > 1e-6)
-    expect(page.locator("#shortfall-reasons li")).to_have_count(len(reasons))
+    # Each interval that falls short has a line: by how much, and every reason given.
+    explained = [i for i in intervals if i["reasons"]]
+    assert explained and all(i["reasons"] for i in intervals if i["shortfall_kw"] > 1e-6)
+    lines = page.locator("#shortfall-reasons li")
+    expect(lines).to_have_count(len(explained))
+    for line, interval in zip(lines.all_inner_texts(), explained, strict=True):
+        short = re.search(r"short (-?[\d.]+) kW: ", line)
+        assert short, line
+        assert float(short[1]) == pytest.approx(interval["shortfall_kw"], abs=0.051)
+        assert line.endswith("; ".join(interval["reasons"]))
 
-    # Dispatched on its own: one event per device called, each shown under its VEN.
+    # One event per device called, each shown under its VEN.
     def events_shown() -> bool:
         events = service.get("/v1/events", capacity_request_id=request_id)
         shown = list(
@@ -423,3 +453,34 @@ def test_a_request_submitted_on_the_page_is_charted_as_planned(
     shot = ARTIFACTS_DIR / "dashboard.png"
     page.screenshot(path=shot, full_page=True)
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_a_request_waiting_for_approval_is_approved_then_cancelled_on_the_page(
+    page: Page, service: Service
+) -> None:
+    open_with_key(page, service, "operator")
+    expect(page.locator("#fleet-table tbody tr").first).to_be_visible()
+    feeder = service.feeders[0]
+    flex = service.get("/v1/grid/capacity", group_by=["feeder"], feeder=feeder)[0]
+    start, end = window_from_now()
+    fill_request(page, feeder, start, end, str(round(flex["enrolled_flex_kw"] / 4, 1)))
+    page.uncheck("#req-auto")
+    page.click("#request-form button[type=submit]")
+    page.wait_for_function(
+        "() => window.dashboard.state.detail?.status === 'planned'", timeout=PLANNING_TIMEOUT_MS
+    )
+    request_id = page.locator("#detail-id").inner_text()
+    assert service.get(f"/v1/capacity-requests/{request_id}")["auto_dispatch"] is False
+    assert service.get("/v1/events", capacity_request_id=request_id) == []
+    expect(page.locator("#event-summary")).to_have_text("No events sent for this request.")
+
+    page.click("#approve-request")
+    expect(page.locator("#approve-request")).to_be_hidden()
+    history = service.get(f"/v1/capacity-requests/{request_id}")["history"]
+    assert "approved" in [entry["action"] for entry in history]
+    eventually(lambda: len(service.get("/v1/events", capacity_request_id=request_id)) > 0)
+
+    page.click("#cancel-request")
+    expect(page.locator("#detail-status")).to_have_attribute("data-status", "cancelled")
+    assert service.get(f"/v1/capacity-requests/{request_id}")["status"] == "cancelled"
+    expect(page.locator("#cancel-request")).to_be_hidden()
