@@ -39,6 +39,7 @@ from api.compute import plan_auto
 from api.fleet import RegistryFleet, horizon_for, registry_fleet
 from api.settings import Settings
 from dispatch.baselines import BaselineError
+from dispatch.measure import interval_length
 from dispatch.redispatch import Called, Dispatched, dispatch_request, setpoints, without
 from dispatch.vtn import Vtn
 from optimizer.prepare import prepare
@@ -109,25 +110,34 @@ def build_problem(session: Session, row: CapacityRequestRow, now: datetime) -> B
         shortfall_price_per_kwh=row.shortfall_price_per_kwh,
     )
     problem = Problem(horizon, found.fleet, requests=(request,), name=row.request_id)
-    held: dict[str, str] = {}
-    others = store.overlapping(session, row)
-    if others:
-        baseline = pd.DataFrame(prepare(problem).baseline_kw, index=horizon.index)
-        power = baseline.copy()
-        for other in sorted(others, key=lambda r: r.created_at):
-            for device, (first, values) in other.plan.get("setpoints", {}).items():
-                if device not in power.columns or device in held:
-                    continue
-                held[device] = other.request_id
-                stamps = pd.date_range(
-                    _stamp(datetime.fromisoformat(first)),
-                    periods=len(values),
-                    freq=horizon.resolution,
-                )
-                inside = stamps.isin(horizon.index)
-                power.loc[stamps[inside], device] = np.asarray(values, dtype=float)[inside]
-        problem = without(problem, set(held), power)
+    problem, held = hold_devices(session, problem, row.start, row.end, row.request_id)
     return Built(problem, found, held)
+
+
+def hold_devices(
+    session: Session, problem: Problem, start: datetime, end: datetime, exclude: str | None
+) -> tuple[Problem, dict[str, str]]:
+    """``problem`` with the devices that requests overlapping ``[start, end)`` hold
+    (other than ``exclude``) as load at what those requests ask of them; and which
+    request holds each."""
+    held: dict[str, str] = {}
+    others = store.overlapping(session, start, end, exclude)
+    if not others:
+        return problem, held
+    horizon = problem.horizon
+    baseline = pd.DataFrame(prepare(problem).baseline_kw, index=horizon.index)
+    power = baseline.copy()
+    for other in others:
+        for device, (first, values) in other.plan.get("setpoints", {}).items():
+            if device not in power.columns or device in held:
+                continue
+            held[device] = other.request_id
+            stamps = pd.date_range(
+                _stamp(datetime.fromisoformat(first)), periods=len(values), freq=horizon.resolution
+            )
+            inside = stamps.isin(horizon.index)
+            power.loc[stamps[inside], device] = np.asarray(values, dtype=float)[inside]
+    return without(problem, set(held), power), held
 
 
 def _intervals(result: Plan) -> list[dict[str, Any]]:
@@ -147,16 +157,16 @@ def _intervals(result: Plan) -> list[dict[str, Any]]:
     ]
 
 
-def _wanted(result: Plan, now: datetime) -> dict[str, list[Any]]:
+def _wanted(result: Plan, now: datetime, until: datetime) -> dict[str, list[Any]]:
     return {
         device: [first.isoformat(), [round(v, 6) for v in values]]
-        for device, (first, values) in setpoints(result, now).items()
+        for device, (first, values) in setpoints(result, now, until).items()
     }
 
 
 def _store_plan(row: CapacityRequestRow, built: Built, result: Plan, now: datetime) -> None:
     outcome = result.requests[0]
-    wanted = _wanted(result, now)
+    wanted = _wanted(result, now, row.end)
     row.plan = {
         "resolution_s": _resolution_s(row),
         "devices": len(built.fleet.ven_of),
@@ -486,7 +496,7 @@ def _live(session: Session, row: CapacityRequestRow, now: datetime) -> None:
         done = [
             i
             for i in event.intervals
-            if datetime.fromisoformat(i["start"]) + timedelta(minutes=float(i["minutes"])) <= now
+            if datetime.fromisoformat(i["start"]) + interval_length(i) <= now
         ]
         if not done:
             continue

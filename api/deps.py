@@ -63,6 +63,7 @@ def allow(*roles: Role) -> Callable[[Principal], Principal]:
             )
         return principal
 
+    check.roles = frozenset(roles)  # type: ignore[attr-defined]  # read by the route audit
     return check
 
 
@@ -73,6 +74,7 @@ TelemetrySender = Annotated[Principal, Depends(allow(Role.integrator, Role.aggre
 GridViewer = Annotated[
     Principal, Depends(allow(Role.operator, Role.aggregator, Role.integrator, Role.analyst))
 ]
+Aggregator = Annotated[Principal, Depends(allow(Role.aggregator))]
 Operator = Annotated[Principal, Depends(allow(Role.operator))]
 ForecastUser = Annotated[Principal, Depends(allow(Role.analyst, Role.aggregator))]
 

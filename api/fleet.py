@@ -18,7 +18,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import pandas as pd
-from sqlalchemy import func, select
+from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.orm import Session
 
 from api.forecasts import ForecastQuery, forecast_scope
@@ -87,26 +87,39 @@ def registry_fleet(
     *,
     feeder: str | None = None,
     region: str | None = None,
+    program_id: str | None = None,
     now: datetime,
 ) -> RegistryFleet:
-    """The enrolled, active devices of ``feeder`` or ``region`` as a fleet over ``horizon``.
+    """The enrolled, active devices of ``feeder`` and/or ``region`` (all when neither
+    is given), enrolled in ``program_id`` when given, as a fleet over ``horizon``.
 
     Raises
     ------
     NotFound
         When no device at all is registered on the scope.
     """
-    scope = Device.feeder == feeder if feeder else Device.region == region
-    name, value = ("feeder", feeder) if feeder else ("region", region)
-    if not session.scalar(select(func.count()).select_from(Device).where(scope)):
-        raise NotFound(name, str(value))
+    conditions: list[ColumnElement[bool]] = []
+    for name, value, column in (
+        ("feeder", feeder, Device.feeder),
+        ("region", region, Device.region),
+    ):
+        if value:
+            conditions.append(column == value)
+            if not session.scalar(select(func.count()).select_from(Device).where(column == value)):
+                raise NotFound(name, value)
+    enrolled: list[ColumnElement[bool]] = [Enrollment.ended_at.is_(None)]
+    if program_id:
+        enrolled.append(Enrollment.program_id == program_id)
     rows = session.execute(
         select(Device, func.min(Enrollment.ven_id))
         .join(Enrollment, Enrollment.device_id == Device.device_id)
-        .where(scope, Device.status == "active", Enrollment.ended_at.is_(None))
+        .where(*conditions, *enrolled, Device.status == "active")
         .group_by(Device.device_key)
         .order_by(Device.device_key)
     ).all()
+    name, value = (
+        ("feeder", feeder) if feeder else ("region", region) if region else ("fleet", "all")
+    )
     soc = _latest_soc(
         session,
         [d.device_key for d, _ in rows if d.e_max_kwh],
@@ -128,7 +141,7 @@ def registry_fleet(
     built = fleet_from_rows(records, horizon)
     found = RegistryFleet(built.fleet, ven_of, types, skipped=built.skipped)
     if not rows:
-        found.notes.append(f"no device on {name} {value} has an open enrolment")
+        found.notes.append(f"no active device of {name} {value} has an open enrolment")
         return found
     _add_base_load(session, found, horizon, now=now)
     return found

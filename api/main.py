@@ -13,14 +13,13 @@ from urllib.parse import urlsplit
 from fastapi import FastAPI
 from sqlalchemy import Engine
 
-from api import capacity, errors
+from api import capacity, errors, schedules
 from api.chain import open_chain
 from api.jobs import JobRunner
 from api.routers import (
-    capacity as capacity_routes,
-)
-from api.routers import (
+    capacity_requests,
     dashboard,
+    day_ahead,
     devices,
     enrollments,
     events,
@@ -118,17 +117,24 @@ def _vtn(app: FastAPI) -> Vtn:
 
 def _runner(app: FastAPI, services: capacity.Services) -> JobRunner:
     """Background jobs: capacity requests planned and dispatched, and moved on with the
-    clock to delivery."""
+    clock to delivery; day-ahead schedules planned."""
 
-    async def run(job: Job) -> None:
+    async def request(job: Job) -> None:
         await capacity.run_job(services, job)
+
+    async def schedule(job: Job) -> None:
+        await schedules.run_job(services, job)
+
+    def failed(job: Job) -> None:
+        capacity.job_failed(services, job)
+        schedules.job_failed(services, job)
 
     return JobRunner(
         app.state.session_factory,
-        {capacity.JOB_KIND: run},
+        {capacity.JOB_KIND: request, schedules.JOB_KIND: schedule},
         tick=lambda: capacity.advance(services),
         poll_s=app.state.settings.job_poll_s,
-        on_failed=lambda job: capacity.job_failed(services, job),
+        on_failed=failed,
     )
 
 
@@ -176,7 +182,8 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
         programs,
         enrollments,
         events,
-        capacity_routes,
+        capacity_requests,
+        day_ahead,
         telemetry,
         grid,
         forecasts,

@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from dispatch.baselines import BaselineError
-from dispatch.measure import STORAGE_TYPES, Measured, measure, metered_kw
+from dispatch.measure import STORAGE_TYPES, Measured, interval_length, measure, metered_kw
 from registry import events as store
 from registry.devices import record_delivery
 from registry.lookups import get_device
@@ -28,7 +28,7 @@ class NotMeasurable(Exception):
 
 def event_end(event: DispatchEvent) -> datetime:
     last = event.intervals[-1]
-    return datetime.fromisoformat(last["start"]) + timedelta(minutes=float(last["minutes"]))
+    return datetime.fromisoformat(last["start"]) + interval_length(last)
 
 
 def measure_intervals(
@@ -45,7 +45,7 @@ def measure_intervals(
     device = get_device(session, device_id)
     first = datetime.fromisoformat(intervals[0]["start"])
     last = intervals[-1]
-    end = datetime.fromisoformat(last["start"]) + timedelta(minutes=float(last["minutes"]))
+    end = datetime.fromisoformat(last["start"]) + interval_length(last)
     lookback = timedelta(hours=2) if device.device_type in STORAGE_TYPES else timedelta(days=46)
     frame = read_telemetry(session, device.device_id, first - lookback, end, limit=1_000_000)
     return measure(intervals, metered_kw(frame), device.device_type)

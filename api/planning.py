@@ -232,14 +232,18 @@ def read_prices(path: Path, horizon: Horizon) -> pd.DataFrame:
     """
     if not path.is_file():
         raise PlanningInputError(f"{path}: no such file")
-    frame = pd.read_csv(path)
+    return spread_prices(pd.read_csv(path), horizon, str(path))
+
+
+def spread_prices(frame: pd.DataFrame, horizon: Horizon, source: str) -> pd.DataFrame:
+    """Prices as :func:`read_prices` reads them, from a frame; errors name ``source``."""
     time_column = next((c for c in ("timestamp", "timestamp_utc", "time") if c in frame), None)
     if time_column is None:
-        raise PlanningInputError(f"{path}: needs a timestamp column (timestamp or timestamp_utc)")
+        raise PlanningInputError(f"{source}: needs a timestamp column (timestamp or timestamp_utc)")
     stamps = pd.to_datetime(frame[time_column], utc=True, format="ISO8601", errors="coerce")
     if stamps.isna().any():
         line = int(np.flatnonzero(stamps.isna().to_numpy())[0]) + 2
-        raise PlanningInputError(f"{path}: line {line}: {time_column}: not an ISO 8601 timestamp")
+        raise PlanningInputError(f"{source}: line {line}: {time_column}: not an ISO 8601 timestamp")
     if "price_per_kwh" in frame:
         imports = pd.to_numeric(frame["price_per_kwh"], errors="coerce")
         exports = (
@@ -250,9 +254,13 @@ def read_prices(path: Path, horizon: Horizon) -> pd.DataFrame:
     else:
         per_mwh = next((c for c in frame.columns if "per_mwh" in c.lower()), None)
         if per_mwh is None:
-            raise PlanningInputError(f"{path}: needs a price_per_kwh or *_per_mwh column")
+            raise PlanningInputError(f"{source}: needs a price_per_kwh or *_per_mwh column")
         imports = pd.to_numeric(frame[per_mwh], errors="coerce") / 1000
         exports = imports
+    bad = imports.isna() | exports.isna()
+    if bad.any():
+        line = int(np.flatnonzero(bad.to_numpy())[0]) + 2
+        raise PlanningInputError(f"{source}: line {line}: price: not a number")
     prices = pd.DataFrame(
         {"import_price_per_kwh": imports.to_numpy(), "export_price_per_kwh": exports.to_numpy()},
         index=pd.DatetimeIndex(stamps),
@@ -262,7 +270,7 @@ def read_prices(path: Path, horizon: Horizon) -> pd.DataFrame:
     missing = spread.index[spread.isna().any(axis=1)]
     if len(missing):
         raise PlanningInputError(
-            f"{path}: no price for {len(missing)} intervals of the horizon, first {missing[0]}"
+            f"{source}: no price for {len(missing)} intervals of the horizon, first {missing[0]}"
         )
     return spread
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 import pandas as pd
@@ -62,6 +63,12 @@ def metered_kw(telemetry: pd.DataFrame) -> pd.Series:
     )
 
 
+def interval_length(interval: dict[str, Any]) -> timedelta:
+    """An interval's length, to the millisecond (``minutes`` may be a fraction such as
+    1/6 for ten seconds)."""
+    return timedelta(seconds=round(float(interval["minutes"]) * 60, 3))
+
+
 def measure(intervals: Sequence[dict[str, Any]], readings: pd.Series, device_type: str) -> Measured:
     """Measure an event sent as ``intervals`` (``{"start", "minutes", "value"}``:
     setpoints [kW]) from ``readings`` (metered kW indexed by UTC time).
@@ -75,7 +82,7 @@ def measure(intervals: Sequence[dict[str, Any]], readings: pd.Series, device_typ
         raise BaselineError("intervals: the event has none")
     starts = pd.DatetimeIndex([pd.Timestamp(i["start"]) for i in intervals]).tz_convert("UTC")
     minutes = float(intervals[0]["minutes"])
-    step = pd.Timedelta(minutes=minutes)
+    step = pd.Timedelta(interval_length(intervals[0]))
     if any(float(i["minutes"]) != minutes for i in intervals):
         raise BaselineError("intervals: measured events have intervals of one length")
     readings = readings.sort_index()

@@ -109,13 +109,16 @@ def without(problem: Problem, left_out: set[str], baseline_kw: pd.DataFrame) -> 
     return replace(problem, fleet=Fleet(sites=tuple(sites), feeders=fleet.feeders, **kept))
 
 
-def setpoints(result: Plan, not_before: datetime) -> dict[str, tuple[datetime, list[float]]]:
+def setpoints(
+    result: Plan, not_before: datetime, until: datetime | None = None
+) -> dict[str, tuple[datetime, list[float]]]:
     """Per device the plan changes: the first interval (not before ``not_before``) and
-    its setpoints [kW] up to the last interval where it differs from its baseline."""
+    its setpoints [kW] up to the last interval (starting before ``until``, when given)
+    where it differs from its baseline."""
     out: dict[str, tuple[datetime, list[float]]] = {}
     power, baseline = result.power_kw, result.baseline_kw
     stamps = [pd.Timestamp(t).to_pydatetime() for t in power.index]
-    usable = np.array([t >= not_before for t in stamps])
+    usable = np.array([t >= not_before and (until is None or t < until) for t in stamps])
     for device in power.columns:
         differs = np.abs(power[device].to_numpy() - baseline[device].to_numpy()) > CALL_TOLERANCE_KW
         differs &= usable
@@ -174,7 +177,9 @@ async def dispatch_request(
     for _ in range(max_rounds):
         # Planning takes seconds for a large fleet: off the event loop that serves VENs.
         result = await asyncio.to_thread(planner, without(problem, left_out, baseline))
-        wanted = setpoints(result, clock())
+        # Events end with the window: what the plan does after it (storage
+        # recovering its charge) is left to the devices.
+        wanted = setpoints(result, clock(), until=end)
         wanted = {d: v for d, v in wanted.items() if d not in left_out}
         request_outcome = result.requests[0]
         outcome.intervals = [

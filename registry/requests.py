@@ -126,17 +126,19 @@ def list_requests(
 
 
 def overlapping(
-    session: Session, row: CapacityRequestRow, statuses: frozenset[str] = HOLDING
+    session: Session,
+    start: datetime,
+    end: datetime,
+    exclude: str | None = None,
+    statuses: frozenset[str] = HOLDING,
 ) -> list[CapacityRequestRow]:
-    """Other requests in ``statuses`` whose windows overlap ``row``'s (any scope: the
-    caller checks which devices they share)."""
-    return list(
-        session.scalars(
-            select(CapacityRequestRow).where(
-                CapacityRequestRow.request_id != row.request_id,
-                CapacityRequestRow.status.in_(tuple(statuses)),
-                CapacityRequestRow.start < row.end,
-                CapacityRequestRow.end > row.start,
-            )
-        )
+    """Requests in ``statuses`` (other than ``exclude``) whose windows overlap
+    ``[start, end)``, oldest first (the caller checks which devices they share)."""
+    query = select(CapacityRequestRow).where(
+        CapacityRequestRow.status.in_(tuple(statuses)),
+        CapacityRequestRow.start < end,
+        CapacityRequestRow.end > start,
     )
+    if exclude:
+        query = query.where(CapacityRequestRow.request_id != exclude)
+    return list(session.scalars(query.order_by(CapacityRequestRow.created_at)))

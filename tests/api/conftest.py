@@ -10,6 +10,7 @@ from sqlalchemy import Engine
 from api.main import create_app
 from api.settings import Settings
 from registry.db import session_factory
+from registry.demo import build_fleet, seed_demo
 from registry.keys import Role, create_key
 
 
@@ -32,6 +33,13 @@ def client(engine: Engine, tmp_path: Path) -> Iterator[TestClient]:
     )
     with TestClient(create_app(settings, engine=engine)) as test_client:
         yield test_client
+
+
+@pytest.fixture
+def demo_fleet(engine: Engine) -> None:
+    """60 demo devices on two feeders, most of them enrolled, with a week of telemetry."""
+    with session_factory(engine).begin() as session:
+        seed_demo(session, build_fleet(60, 2, seed=3, days=7), vtn_url="http://127.0.0.1:1/x")
 
 
 def bearer(key: str) -> dict[str, str]:

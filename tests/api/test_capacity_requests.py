@@ -17,15 +17,7 @@ from api.main import create_app
 from api.settings import Settings
 from registry import jobs as job_store
 from registry.db import session_factory
-from registry.demo import build_fleet, seed_demo
 from tests.api.conftest import bearer
-
-
-@pytest.fixture
-def fleet(engine: Engine) -> None:
-    """60 demo devices on two feeders, most of them enrolled, with a week of telemetry."""
-    with session_factory(engine).begin() as session:
-        seed_demo(session, build_fleet(60, 2, seed=3, days=7), vtn_url="http://127.0.0.1:1/x")
 
 
 def window(minutes_ahead: float = 10, hours: float = 2) -> dict[str, str]:
@@ -57,7 +49,7 @@ def submit(client: TestClient, key: str, **fields: Any) -> str:
     return str(answer.json()["id"])
 
 
-@pytest.mark.usefixtures("fleet")
+@pytest.mark.usefixtures("demo_fleet")
 def test_a_request_is_planned_in_the_background_with_per_interval_figures(
     client: TestClient, keys: dict[str, str]
 ) -> None:
@@ -84,7 +76,7 @@ def test_a_request_is_planned_in_the_background_with_per_interval_figures(
     assert listed[0]["devices_called"] == plan["devices_called"]
 
 
-@pytest.mark.usefixtures("fleet")
+@pytest.mark.usefixtures("demo_fleet")
 def test_an_unattainable_request_gets_its_best_plan_and_the_shortfall_explained(
     client: TestClient, keys: dict[str, str]
 ) -> None:
@@ -102,7 +94,7 @@ def test_an_unattainable_request_gets_its_best_plan_and_the_shortfall_explained(
         assert planned > 0  # best effort: the fleet still gives what it can
 
 
-@pytest.mark.usefixtures("fleet")
+@pytest.mark.usefixtures("demo_fleet")
 def test_overlapping_requests_never_book_the_same_device(
     client: TestClient, keys: dict[str, str]
 ) -> None:
@@ -121,7 +113,7 @@ def test_overlapping_requests_never_book_the_same_device(
     assert second_body["plan"]["shortfall_kwh"] == pytest.approx(0, abs=1e-3)
 
 
-@pytest.mark.usefixtures("fleet")
+@pytest.mark.usefixtures("demo_fleet")
 def test_bad_requests_name_the_field_and_store_nothing(
     client: TestClient, keys: dict[str, str]
 ) -> None:
@@ -155,7 +147,7 @@ def test_bad_requests_name_the_field_and_store_nothing(
     assert client.get("/v1/capacity-requests/cr-none", headers=operator).status_code == 404
 
 
-@pytest.mark.usefixtures("fleet")
+@pytest.mark.usefixtures("demo_fleet")
 def test_approval_without_a_vtn_fails_with_the_reason_and_cancel_is_final(
     client: TestClient, keys: dict[str, str]
 ) -> None:
@@ -179,7 +171,7 @@ def test_approval_without_a_vtn_fails_with_the_reason_and_cancel_is_final(
     assert twice.status_code == 409
 
 
-@pytest.mark.usefixtures("fleet")
+@pytest.mark.usefixtures("demo_fleet")
 def test_a_request_accepted_before_a_stop_is_planned_after_the_restart(
     engine: Engine, keys: dict[str, str], tmp_path: Path
 ) -> None:
