@@ -8,7 +8,8 @@
   const TICK_MS = 3000;
   const SLOW_TICKS = 5; // the fleet and the lists refresh every SLOW_TICKS ticks
 
-  const state = { selected: null, detail: null, ticks: 0, busy: false };
+  // refused: the key was refused (401); refreshing stops until another key is given.
+  const state = { selected: null, detail: null, ticks: 0, busy: false, refused: false };
   const charts = {};
   window.dashboard = { state, charts }; // for the console and the browser tests
 
@@ -64,7 +65,10 @@
     }
     if (!response.ok) {
       const error = new ApiError(response.status, body && body.detail !== undefined ? body.detail : body);
-      if (response.status === 401) showAuth(`Key refused (401): ${error.detail}`, true);
+      if (response.status === 401) {
+        state.refused = true;
+        showAuth(`Key refused (401): ${error.detail}`, true);
+      }
       throw error;
     }
     return body;
@@ -135,7 +139,7 @@
       height: 260,
       scales: { x: { time: extra.time !== false, ...(extra.xRange ? { range: extra.xRange } : {}) } },
       series: [{ label: extra.xLabel || "time" }, ...series],
-      axes: [extra.xAxis || {}, { label: extra.yLabel || "kW" }],
+      axes: extra.axes || [extra.xAxis || {}, { label: extra.yLabel || "kW" }],
       ...extra.options,
     };
     charts[name] = new uPlot(options, data, container);
@@ -413,6 +417,8 @@
 
   // ------------------------------------------------------------------ schedules
 
+  const area = (s) => s.feeder || s.region || s.program_id || "every enrolled device";
+
   async function loadSchedules() {
     const box = message("schedules");
     const select = $("#schedule-select");
@@ -420,12 +426,13 @@
     try {
       schedules = (await api("v1/schedules")) || [];
     } catch (error) {
-      if (error.status !== 404) throw error;
+      if (error.status !== 404) throw error; // a service without schedules says 404
     }
     const picker = $("#schedule-picker");
     if (!Array.isArray(schedules) || !schedules.length) {
       select.replaceChildren();
       picker.hidden = true;
+      $("#schedule-summary").textContent = "";
       clearChart("schedule", $("#schedule-chart"));
       box.textContent = "No schedules.";
       return;
@@ -433,7 +440,7 @@
     const chosen = select.value;
     picker.hidden = false;
     select.replaceChildren(
-      ...schedules.map((s) => new Option([s.day, s.status, short(s.id)].filter(Boolean).join(" · "), s.id)),
+      ...schedules.map((s) => new Option(`${s.date} · ${area(s)} · ${s.status}`, s.id)),
     );
     select.value = schedules.some((s) => s.id === chosen) ? chosen : schedules[0].id;
     await loadSchedule(select.value);
@@ -441,21 +448,42 @@
 
   async function loadSchedule(id) {
     const schedule = await api(`v1/schedules/${encodeURIComponent(id)}`);
-    const aggregate = schedule.aggregate || (schedule.result && schedule.result.aggregate) || [];
+    const parts = [`${schedule.date} · ${area(schedule)}`, `Status: ${schedule.status}`];
+    if (schedule.reason) parts.push(schedule.reason);
+    if (schedule.devices !== null && schedule.devices !== undefined) parts.push(`${schedule.devices} devices`);
+    if (schedule.energy_cost !== undefined && schedule.baseline_energy_cost !== undefined) {
+      parts.push(
+        `energy cost ${Number(schedule.energy_cost).toFixed(2)} ` +
+        `(left alone ${Number(schedule.baseline_energy_cost).toFixed(2)})`,
+      );
+    }
+    $("#schedule-summary").textContent = parts.join(" · ");
+    const aggregate = schedule.aggregate || [];
     const chart = $("#schedule-chart");
     if (!aggregate.length) {
       clearChart("schedule", chart);
-      chart.textContent = `Schedule ${schedule.status || ""}: no result yet.`;
+      chart.textContent = "No result yet.";
       return;
     }
+    // As for requests: steps closed by a point at the end of the last interval.
+    const last = aggregate[aggregate.length - 1];
+    const closed = (name) => [...aggregate.map((a) => a[name] ?? null), last[name] ?? null];
+    const money = (u, v) => (v === null ? "–" : v.toFixed(4));
     draw(
       "schedule",
       chart,
       [
-        { label: "baseline kW", stroke: "#6b7280", dash: [6, 4], width: 2, paths: steps() },
-        { label: "scheduled kW", stroke: "#2563eb", width: 2, paths: steps() },
+        { label: "baseline kW", value: (u, v) => kw(v), stroke: "#6b7280", dash: [6, 4], width: 2, paths: steps() },
+        { label: "scheduled kW", value: (u, v) => kw(v), stroke: "#2563eb", width: 2, paths: steps() },
+        { label: "import price per kWh", value: money, scale: "price", stroke: "#dc2626", width: 1, paths: steps() },
       ],
-      [aggregate.map((a) => seconds(a.start)), aggregate.map((a) => a.baseline_kw ?? null), aggregate.map((a) => a.p_kw)],
+      [
+        [...aggregate.map((a) => seconds(a.start)), seconds(last.start) + (schedule.resolution_s || 900)],
+        closed("baseline_kw"),
+        closed("p_kw"),
+        closed("import_price_per_kwh"),
+      ],
+      { axes: [{}, { label: "kW" }, { scale: "price", side: 1, label: "price per kWh", grid: { show: false } }] },
     );
   }
 
@@ -518,6 +546,7 @@
       showAuth("Enter an API key to see the fleet (operator, aggregator, integrator or analyst).", true);
       return;
     }
+    state.refused = false;
     showAuth("Key in use (kept in this browser).", false);
     await section("fleet", loadFleet);
     await section("requests", loadRequests);
@@ -527,7 +556,7 @@
   }
 
   async function tick() {
-    if (state.busy || !localStorage.getItem(KEY_STORE)) return;
+    if (state.busy || state.refused || !localStorage.getItem(KEY_STORE)) return;
     state.busy = true;
     try {
       state.ticks += 1;

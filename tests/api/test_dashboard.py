@@ -37,6 +37,7 @@ from registry.db import make_engine, session_factory
 from registry.demo import build_fleet, seed_demo
 from registry.identity import device_id
 from registry.keys import Role, create_key
+from tests.api.test_schedules_api import ercot_prices, tomorrow
 from tests.conftest import free_port
 
 CHROMIUM_ARGS = [
@@ -100,7 +101,7 @@ def service(tmp_path_factory: pytest.TempPathFactory, sqlite_template: Path) -> 
     with session_factory(engine).begin() as session:
         keys = {
             role.value: create_key(session, f"dash-{role.value}", role)
-            for role in (Role.operator, Role.analyst, Role.integrator)
+            for role in (Role.operator, Role.analyst, Role.integrator, Role.aggregator)
         }
     vtn_url = f"http://127.0.0.1:{free_port()}/OpenADR2/Simple/2.0b"
     # No VEN connects, so a dispatch waits out the answer window: a short one, in one
@@ -484,3 +485,32 @@ def test_a_request_waiting_for_approval_is_approved_then_cancelled_on_the_page(
     expect(page.locator("#detail-status")).to_have_attribute("data-status", "cancelled")
     assert service.get(f"/v1/capacity-requests/{request_id}")["status"] == "cancelled"
     expect(page.locator("#cancel-request")).to_be_hidden()
+
+
+def test_a_day_ahead_schedule_is_charted_with_its_baseline_and_prices(
+    page: Page, service: Service
+) -> None:
+    day = tomorrow()
+    body = {"date": day, "prices": ercot_prices(day), "feeder": service.feeders[1]}
+    accepted = service.post("/v1/schedules/day-ahead", body, role="aggregator")
+    assert accepted.status_code == 202, accepted.text
+    schedule_id = accepted.json()["id"]
+    deadline = time.monotonic() + 120
+    while (schedule := service.get(f"/v1/schedules/{schedule_id}"))["status"] == "planning":
+        assert time.monotonic() < deadline, "the schedule was not planned within 120 s"
+        time.sleep(0.2)
+    assert schedule["status"] == "planned", schedule
+
+    open_with_key(page, service, "analyst")
+    expect(page.locator("#schedule-select")).to_have_value(schedule_id)
+    expect(page.locator("#schedule-summary")).to_contain_text(f"{schedule['devices']} devices")
+    page.wait_for_function("() => window.dashboard.charts.schedule")
+    chart = page.evaluate("() => window.dashboard.charts.schedule.data")
+    aggregate = schedule["aggregate"]
+    starts = [datetime.fromisoformat(a["start"]).timestamp() for a in aggregate]
+    assert chart[0] == [*starts, starts[-1] + schedule["resolution_s"]]
+    for series, name in ((1, "baseline_kw"), (2, "p_kw"), (3, "import_price_per_kwh")):
+        values = [a[name] for a in aggregate]
+        assert chart[series] == [*values, values[-1]]
+    ARTIFACTS_DIR.mkdir(parents=True, exist_ok=True)
+    page.locator("#schedules").screenshot(path=ARTIFACTS_DIR / "dashboard-schedule.png")
