@@ -509,13 +509,23 @@
     draw(
       "rewards",
       chart,
-      [{ label: "rewards OVPP", value: (u, v) => (v === null ? "–" : v.toFixed(3)), points: { show: false }, stroke: "#7c3aed", fill: "rgba(124,58,237,0.3)", paths: uPlot.paths.bars({ size: [0.6, 60] }) }],
+      [
+        {
+          label: "rewards OVPP",
+          value: (u, v) => (v === null ? "–" : v.toFixed(3)),
+          points: { show: false },
+          stroke: "#7c3aed",
+          fill: "rgba(124,58,237,0.3)",
+          paths: uPlot.paths.bars({ size: [0.6, 60] }),
+        },
+      ],
       [ordered.map((s) => s.epoch), ordered.map((s) => s.total_ovpp)],
       {
         time: false,
         xLabel: "epoch",
         yLabel: "OVPP",
-        xRange: () => [ordered[0].epoch - 1, ordered[ordered.length - 1].epoch + 1],
+        // One epoch of room on each side, from the data the chart holds now.
+        xRange: (u) => [u.data[0][0] - 1, u.data[0][u.data[0].length - 1] + 1],
         xAxis: { label: "epoch", incrs: [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000] },
       },
     );

@@ -51,6 +51,9 @@ CHROMIUM_ARGS = [
     "--disable-sync",
 ]
 PLANNING_TIMEOUT_MS = 120_000
+#: How long the page may take to show what the service answers (it refreshes every 3 s).
+PAGE_TIMEOUT_MS = 15_000
+expect.set_options(timeout=PAGE_TIMEOUT_MS)
 ARTIFACTS_DIR = Path(
     os.environ.get("TEST_ARTIFACTS_DIR", Path(__file__).resolve().parents[1] / "artifacts")
 )
@@ -146,6 +149,7 @@ def page(browser: Browser, service: Service) -> Iterator[Page]:
     request to anywhere but the service (the page must work with no internet)."""
     context = browser.new_context(timezone_id="UTC", viewport={"width": 1600, "height": 1000})
     page = context.new_page()
+    page.set_default_timeout(PAGE_TIMEOUT_MS)
     errors: list[str] = []
     elsewhere: list[str] = []
     page.on("pageerror", lambda error: errors.append(str(error)))
@@ -386,9 +390,7 @@ def test_a_request_submitted_on_the_page_is_charted_as_planned(
     # Dispatched on its own once planned; the page follows until it shows the same.
     stored = wait_while(service, request_id, {"planning", "planned"})
     assert stored["status"] == "dispatched", stored
-    expect(page.locator("#detail-status")).to_have_attribute(
-        "data-status", "dispatched", timeout=15_000
-    )
+    expect(page.locator("#detail-status")).to_have_attribute("data-status", "dispatched")
     assert (stored["feeder"], stored["kw"]) == (feeder, kw)
     assert datetime.fromisoformat(stored["start"]) == start
     assert datetime.fromisoformat(stored["end"]) == end
