@@ -12,6 +12,7 @@ and their storage is tested on both elsewhere.
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import shutil
@@ -174,7 +175,8 @@ def open_with_key(page: Page, service: Service, role: str) -> None:
 def window_from_now(minutes: int = 60) -> tuple[datetime, datetime]:
     """A window starting at the first quarter hour at least five minutes from now."""
     soon = datetime.now(UTC) + timedelta(minutes=5)
-    start = soon.replace(second=0, microsecond=0) + timedelta(minutes=-soon.minute % 15)
+    quarter, origin = timedelta(minutes=15), datetime(2000, 1, 1, tzinfo=UTC)
+    start = origin + math.ceil((soon - origin) / quarter) * quarter
     return start, start + timedelta(minutes=minutes)
 
 
