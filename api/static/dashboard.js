@@ -125,6 +125,9 @@
 
   // ------------------------------------------------------------------ charts
 
+  // Power and money read against zero.
+  const zeroBased = (u, min, max) => [Math.min(0, min), max > 0 ? max * 1.05 : 1];
+
   function draw(name, container, series, data, extra = {}) {
     const width = Math.max(320, container.clientWidth || 640);
     const existing = charts[name];
@@ -137,7 +140,10 @@
     const options = {
       width,
       height: 260,
-      scales: { x: { time: extra.time !== false, ...(extra.xRange ? { range: extra.xRange } : {}) } },
+      scales: {
+        x: { time: extra.time !== false, ...(extra.xRange ? { range: extra.xRange } : {}) },
+        y: { range: zeroBased },
+      },
       series: [{ label: extra.xLabel || "time" }, ...series],
       axes: extra.axes || [extra.xAxis || {}, { label: extra.yLabel || "kW" }],
       ...extra.options,
@@ -274,7 +280,7 @@
         [
           { label: "requested kW", value, stroke: "#6b7280", dash: [6, 4], width: 2, paths: steps() },
           { label: "planned kW", value, stroke: "#2563eb", width: 2, paths: steps() },
-          { label: "committed kW", value, stroke: "#d97706", width: 2, paths: steps() },
+          { label: "committed kW", value, stroke: "#d97706", dash: [3, 3], width: 2, paths: steps() },
           { label: "delivered kW", value, stroke: "#059669", width: 2, paths: steps() },
         ],
         [

@@ -12,8 +12,10 @@ and their storage is tested on both elsewhere.
 
 from __future__ import annotations
 
+import asyncio
 import math
 import os
+import random
 import re
 import shutil
 import threading
@@ -34,6 +36,8 @@ from sqlalchemy import Engine
 from api.main import create_app
 from api.routers.dashboard import STATIC_DIR
 from api.settings import Settings
+from api.simulate_cli import enrolled_devices
+from dispatch.simulator import SimulatedVen, household_shape, model_for, start_fleet, stop_fleet
 from registry.db import make_engine, session_factory
 from registry.demo import build_fleet, seed_demo
 from registry.identity import device_id
@@ -96,9 +100,41 @@ def _seeded_engine(template: Path, folder: Path) -> tuple[Engine, list[str], lis
     return engine, feeders, [device_id(d["make"], d["model"], d["serial"]) for d in fleet.devices]
 
 
+class VenFleet:
+    """Every enrolled device of the demo fleet as a real VEN (openleadr client, device
+    model of its kind) on an event loop of its own thread."""
+
+    def __init__(self, settings: Settings) -> None:
+        rng = random.Random(1)
+        shapes = [household_shape(seed=k) for k in range(4)]
+        self.vens = [
+            SimulatedVen(
+                ven_id,
+                settings.vtn_url,
+                model_for(kind, p_max_kw, e_max_kwh, rng, shapes),
+                rng=random.Random(ven_id),
+                report_interval_s=settings.vtn_report_interval_s,
+            )
+            for ven_id, kind, p_max_kw, e_max_kwh in enrolled_devices(settings, 10_000)
+        ]
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, name="vens", daemon=True)
+
+    def start(self) -> None:
+        self.thread.start()
+        asyncio.run_coroutine_threadsafe(start_fleet(self.vens, wait_s=20), self.loop).result(60)
+
+    def stop(self) -> None:
+        asyncio.run_coroutine_threadsafe(stop_fleet(self.vens), self.loop).result(60)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(timeout=30)
+        self.loop.close()
+
+
 @pytest.fixture(scope="module")
 def service(tmp_path_factory: pytest.TempPathFactory, sqlite_template: Path) -> Iterator[Service]:
-    """The whole service (API, page, VTN) under uvicorn on a free loopback port."""
+    """The whole service (API, page, VTN, job runner) under uvicorn on a free loopback
+    port, with the demo fleet's enrolled devices connected as VENs."""
     chromium_binary()
     folder = tmp_path_factory.mktemp("dashboard")
     engine, feeders, device_ids = _seeded_engine(sqlite_template, folder)
@@ -108,12 +144,13 @@ def service(tmp_path_factory: pytest.TempPathFactory, sqlite_template: Path) -> 
             for role in (Role.operator, Role.analyst, Role.integrator, Role.aggregator)
         }
     vtn_url = f"http://127.0.0.1:{free_port()}/OpenADR2/Simple/2.0b"
-    # No VEN connects, so a dispatch waits out the answer window: a short one, in one
-    # round, keeps the job runner free for the next request.
+    # A short answer window in one round: a dispatch holds the job runner no longer.
     settings = Settings(
-        database_url="sqlite://",
+        database_url=f"sqlite:///{folder / 'dashboard.db'}",
         var_dir=folder,
         vtn_url=vtn_url,
+        vtn_poll_interval_s=1,
+        vtn_report_interval_s=5,
         dispatch_answer_within_s=3,
         dispatch_max_rounds=1,
     )
@@ -130,7 +167,10 @@ def service(tmp_path_factory: pytest.TempPathFactory, sqlite_template: Path) -> 
         if not thread.is_alive() or time.monotonic() > deadline:
             pytest.fail("the service did not start under uvicorn within 30 s")
         time.sleep(0.05)
+    vens = VenFleet(settings)
+    vens.start()
     yield Service(f"http://127.0.0.1:{port}", keys, feeders, device_ids)
+    vens.stop()
     server.should_exit = True
     thread.join(timeout=30)
     engine.dispose()
