@@ -15,12 +15,19 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[test,notebooks]'
 	touch $(STAMP)
 
+# The service, its VTN and the embedded chain, with a simulated fleet of 200 VENs
+# (a tenth of their events refused) polling every 5 s and reporting every 10 s.
+run: export VTN_POLL_INTERVAL_S ?= 5
+run: export VTN_REPORT_INTERVAL_S ?= 10
+run: export DISPATCH_ANSWER_WITHIN_S ?= 20
+run: export MEASURE_AFTER_S ?= 30
 run: install
 	$(BIN)/vpp db upgrade
 	$(BIN)/vpp demo-fleet --devices 500 --feeders 8 --seed 1 --if-empty
 	$(BIN)/vpp keys dev
-	$(BIN)/vpp simulate-fleet --devices 20 --wait-s 60 & sim=$$!; \
-	trap 'kill $$sim 2>/dev/null' EXIT; \
+	$(BIN)/vpp guide
+	$(BIN)/vpp simulate-fleet --devices 200 --opt-out 0.1 --report-interval-s 10 --wait-s 60 & \
+	sim=$$!; trap 'kill $$sim 2>/dev/null' EXIT; \
 	$(BIN)/vpp serve --host 127.0.0.1 --port 8000
 
 test: install

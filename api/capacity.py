@@ -37,7 +37,9 @@ from sqlalchemy.orm import Session, sessionmaker
 from api import measurement
 from api.compute import plan_auto
 from api.fleet import RegistryFleet, horizon_for, registry_fleet
+from api.jobs import JobFailed
 from api.settings import Settings
+from api.settlement import Delivery
 from dispatch.baselines import BaselineError
 from dispatch.measure import interval_length
 from dispatch.redispatch import Called, Dispatched, dispatch_request, setpoints, without
@@ -49,7 +51,14 @@ from registry import events as event_store
 from registry import jobs as job_store
 from registry import requests as store
 from registry.errors import Conflict, NotFound, RegistryError
-from registry.tables import CapacityRequestRow, DispatchEvent, Job, utcnow
+from registry.tables import (
+    CapacityRequestRow,
+    DispatchEvent,
+    Enrollment,
+    Job,
+    Program,
+    utcnow,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -92,8 +101,12 @@ def _number(value: float) -> float | None:
     return None if value is None or math.isnan(value) else round(float(value), 6) + 0.0
 
 
-def build_problem(session: Session, row: CapacityRequestRow, now: datetime) -> Built:
-    """The request's problem, planned around the devices other requests hold."""
+def build_problem(
+    session: Session, row: CapacityRequestRow, now: datetime, connected: set[str] | None = None
+) -> Built:
+    """The request's problem, planned around the devices other requests hold; with
+    ``connected`` (the VEN ids the VTN hears from), devices whose VEN is not among them
+    stay at their baseline."""
     horizon = horizon_for(row.start, row.end, now, _resolution_s(row))
     found = registry_fleet(session, horizon, feeder=row.feeder, region=row.region, now=now)
     scope = f"feeder {row.feeder}" if row.feeder else f"region {row.region}"
@@ -110,7 +123,24 @@ def build_problem(session: Session, row: CapacityRequestRow, now: datetime) -> B
         shortfall_price_per_kwh=row.shortfall_price_per_kwh,
     )
     problem = Problem(horizon, found.fleet, requests=(request,), name=row.request_id)
+    offline = set()
+    if connected is not None:
+        offline = {d for d, ven in found.ven_of.items() if ven not in connected}
+        if len(offline) == len(found.ven_of):
+            raise PlanningFailed(
+                f"none of the {len(offline)} enrolled devices on {scope} is connected to the "
+                "VTN (no poll in the last three poll intervals)"
+            )
     problem, held = hold_devices(session, problem, row.start, row.end, row.request_id)
+    offline -= set(held)
+    if offline:
+        baseline = pd.DataFrame(prepare(problem).baseline_kw, index=horizon.index)
+        problem = without(problem, offline, baseline)
+        found.notes.append(
+            f"{len(offline)} of {len(found.ven_of)} enrolled devices are not connected to the "
+            "VTN: planned at their baseline"
+        )
+        found.ven_of = {d: v for d, v in found.ven_of.items() if d not in offline}
     return Built(problem, found, held)
 
 
@@ -192,7 +222,7 @@ def plan_stage(services: Services, request_id: str, job_id: str) -> tuple[Built,
         if row.status != "planning":
             return None
         job_store.set_progress(session, job_id, 0.1, "reading the fleet and forecasting")
-        built = build_problem(session, row, now)
+        built = build_problem(session, row, now, _connected(services))
         job_store.set_progress(session, job_id, 0.4, f"planning {len(built.fleet.ven_of)} devices")
     result = plan_auto(built.problem, services.settings)
     with services.sessions.begin() as session:
@@ -410,13 +440,17 @@ async def run_job(services: Services, job: Job) -> None:
         await dispatch_stage(services, request_id, built, first, job.job_id)
     except (PlanningFailed, RegistryError, ValueError, RuntimeError) as exc:
         _fail(services, request_id, str(exc))
-        raise
+        raise JobFailed(str(exc)) from exc
+
+
+def _connected(services: Services) -> set[str] | None:
+    return services.vtn.connected() if services.vtn is not None else None
 
 
 def _rebuild(services: Services, request_id: str) -> tuple[Built, Plan | None]:
     with services.sessions() as session:
         row = store.get_request(session, request_id)
-        return build_problem(session, row, services.clock()), None
+        return build_problem(session, row, services.clock(), _connected(services)), None
 
 
 def _fail(services: Services, request_id: str, reason: str) -> None:
@@ -573,3 +607,36 @@ def approve(session: Session, row: CapacityRequestRow, by: str, now: datetime) -
         raise Conflict("status", "the request is already approved; its dispatch is under way")
     store.log(session, row.request_id, "approved", now, by=by)
     return job_store.create_job(session, JOB_KIND, row.request_id, now)
+
+
+def deliveries(session: Session, row: CapacityRequestRow) -> list[Delivery]:
+    """What each device delivered in a delivered request (its measured events), for a
+    settlement; a negative response counts as none."""
+    if row.status != "delivered":
+        raise Conflict("status", f"the request is {row.status}; only a delivered one is settled")
+    totals: dict[str, float] = {}
+    for event in _events_in(session, row.request_id):
+        done = event_store.measured(session, event.event_id)
+        if done is not None:
+            totals[event.device_id] = totals.get(event.device_id, 0.0) + done["delivered_kwh"]
+    if not totals:
+        raise Conflict("status", "no device's delivery was measured: nothing to settle")
+    return [Delivery(device, max(kwh, 0.0)) for device, kwh in sorted(totals.items())]
+
+
+def incentive_rate(session: Session, device_ids: list[str]) -> float | None:
+    """The OVPP per kWh of the program the devices are enrolled in (``None`` when they
+    are in several with different rates)."""
+    rates = set(
+        session.scalars(
+            select(Program.incentive_ovpp_per_kwh)
+            .join(Enrollment, Enrollment.program_id == Program.program_id)
+            .where(Enrollment.device_id.in_(device_ids), Enrollment.ended_at.is_(None))
+        )
+    )
+    return rates.pop() if len(rates) == 1 else None
+
+
+def settled(session: Session, row: CapacityRequestRow, epoch: int, now: datetime) -> None:
+    row.settlement_epoch = epoch
+    store.set_status(session, row, "settled", None, now, epoch=epoch)

@@ -12,6 +12,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Column, Table
 
 from api.cli_support import friendly
+from api.demo_cli import demo, guide
 from api.forecast_cli import forecast_app
 from api.settings import Settings
 from api.simulate_cli import simulate_fleet
@@ -32,6 +33,8 @@ app.add_typer(forecast_app, name="forecast")
 chain_app = typer.Typer(help="The EVM chain: contracts and their state.", no_args_is_help=True)
 app.add_typer(chain_app, name="chain")
 app.command("simulate-fleet")(simulate_fleet)
+app.command("demo")(demo)
+app.command("guide")(guide)
 
 console = Console(stderr=True)
 

@@ -6,6 +6,7 @@ from typing import Any
 
 from fastapi import FastAPI, Request, status
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DataError
 
 from registry.enrollment import CapabilityMismatch
 from registry.errors import Conflict, InvalidInput, NotFound, Problem
@@ -55,7 +56,17 @@ async def _mismatch(_: Request, exc: Exception) -> JSONResponse:
     )
 
 
+async def _unstorable(_: Request, exc: Exception) -> JSONResponse:
+    # The database refused a value the schemas let through (PostgreSQL stores no NUL
+    # character in text, for one): the input is at fault, and nothing was written.
+    return JSONResponse(
+        {"detail": "a value cannot be stored (text with a NUL character, or a number too large)"},
+        status.HTTP_422_UNPROCESSABLE_CONTENT,
+    )
+
+
 def install(app: FastAPI) -> None:
+    app.add_exception_handler(DataError, _unstorable)
     app.add_exception_handler(InvalidInput, _invalid)
     app.add_exception_handler(Conflict, _conflict)
     app.add_exception_handler(NotFound, _not_found)

@@ -27,6 +27,11 @@ logger = logging.getLogger(__name__)
 Handler = Callable[[Job], Awaitable[None]]
 
 
+class JobFailed(Exception):
+    """A job that cannot be done, for a reason its subject keeps (not a fault of ours:
+    logged without a traceback)."""
+
+
 class JobRunner:
     def __init__(
         self,
@@ -103,10 +108,16 @@ class JobRunner:
                 store.requeue(session, job.job_id, "the service stopped; resumes at its start")
             raise
         except Exception as exc:
-            logger.exception("job %s (%s) failed", job.job_id, job.kind)
+            if isinstance(exc, JobFailed):
+                logger.warning("job %s (%s) failed: %s", job.job_id, job.kind, exc)
+            else:
+                logger.exception("job %s (%s) failed", job.job_id, job.kind)
             with self.sessions.begin() as session:
                 if store.get_job(session, job.job_id).status == "running":
-                    store.finish(session, job.job_id, "failed", f"{type(exc).__name__}: {exc}")
+                    reason = (
+                        str(exc) if isinstance(exc, JobFailed) else f"{type(exc).__name__}: {exc}"
+                    )
+                    store.finish(session, job.job_id, "failed", reason)
         else:
             with self.sessions.begin() as session:
                 if store.get_job(session, job.job_id).status == "running":

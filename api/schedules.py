@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session
 from api.capacity import PlanningFailed, Services, hold_devices
 from api.compute import plan_auto
 from api.fleet import registry_fleet
+from api.jobs import JobFailed
 from api.planning import prices_for, spread_prices
 from dispatch.redispatch import CALL_TOLERANCE_KW
 from dispatch.vtn import Vtn
@@ -136,7 +137,7 @@ async def run_job(services: Services, job: Job) -> None:
         await asyncio.to_thread(plan_schedule, services, job.subject_id, job.job_id)
     except (PlanningFailed, RegistryError, ValueError, RuntimeError) as exc:
         _fail(services, job.subject_id, str(exc))
-        raise
+        raise JobFailed(str(exc)) from exc
 
 
 def _fail(services: Services, schedule_id: str, reason: str) -> None:

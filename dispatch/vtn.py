@@ -81,6 +81,9 @@ class Vtn:
         self.refused: list[str] = []
         #: Latest status per VEN: ``soc_frac`` (0-1) and ``online`` (bool) when reported.
         self.status: dict[str, dict[str, Any]] = {}
+        #: When each VEN last polled (UTC).
+        self.seen: dict[str, datetime] = {}
+        self.poll_interval = timedelta(seconds=poll_interval_s)
         self.server = OpenADRServer(
             vtn_id=vtn_id,
             http_host=host,
@@ -100,8 +103,22 @@ class Vtn:
             return await update_report(payload)
 
         reports.handlers["oadrUpdateReport"] = drop_empty
+        # Every poll tells that a VEN is connected.
+        polls = self.server.services["poll_service"]
+        poll = polls.handlers["oadrPoll"]
+
+        async def heard(payload: dict[str, Any]) -> Any:
+            self.seen[str(payload.get("ven_id"))] = datetime.now(UTC)
+            return await poll(payload)
+
+        polls.handlers["oadrPoll"] = heard
         # openleadr logs every message at INFO; keep our logs readable.
         logging.getLogger("openleadr").setLevel(logging.WARNING)
+
+    def connected(self, polls: float = 3.0) -> set[str]:
+        """VENs that polled within the last ``polls`` poll intervals."""
+        since = datetime.now(UTC) - polls * self.poll_interval
+        return {ven for ven, at in self.seen.items() if at >= since}
 
     @property
     def url(self) -> str:

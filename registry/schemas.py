@@ -8,6 +8,7 @@ power drawn from the grid, negative power fed into it.
 
 from __future__ import annotations
 
+import unicodedata
 from enum import StrEnum
 from typing import Annotated
 
@@ -20,7 +21,7 @@ from pydantic import (
     field_validator,
 )
 
-from registry.identity import checksum_address
+from registry.identity import checksum_address, normalize_part
 
 #: Largest power rating accepted for one device [kW] (a 100 MW C&I plant).
 P_LIMIT_KW = 100_000.0
@@ -71,10 +72,21 @@ def _address(value: str | None) -> str | None:
     return None if value is None else checksum_address(value)
 
 
-Name = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[^|]+$")]
-Label = Annotated[str, Field(min_length=1, max_length=64)]
-OwnerName = Annotated[str, Field(min_length=1, max_length=128)]
-Text = Annotated[str, Field(min_length=1, max_length=256)]
+def _plain_text(text: str) -> str:
+    """Text without control characters (NUL, line breaks, tabs), and not blank."""
+    if any(unicodedata.category(c) == "Cc" for c in text):
+        raise ValueError("must not contain control characters (NUL, tabs, line breaks)")
+    if not normalize_part(text):
+        raise ValueError("must not be blank")
+    return text
+
+
+Name = Annotated[
+    str, Field(min_length=1, max_length=64, pattern=r"^[^|]+$"), AfterValidator(_plain_text)
+]
+Label = Annotated[str, Field(min_length=1, max_length=64), AfterValidator(_plain_text)]
+OwnerName = Annotated[str, Field(min_length=1, max_length=128), AfterValidator(_plain_text)]
+Text = Annotated[str, Field(min_length=1, max_length=256), AfterValidator(_plain_text)]
 PowerKw = Annotated[float, Field(ge=-P_LIMIT_KW, le=P_LIMIT_KW, allow_inf_nan=False)]
 EnergyKwh = Annotated[float, Field(gt=0, le=E_LIMIT_KWH, allow_inf_nan=False)]
 IntervalS = Annotated[float, Field(gt=0, le=INTERVAL_LIMIT_S, allow_inf_nan=False)]

@@ -5,16 +5,20 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query, Request, status
+from fastapi import APIRouter, HTTPException, Query, Request, status
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 from sqlalchemy import func, select
+from starlette.concurrency import run_in_threadpool
 
-from api import capacity
-from api.deps import GridViewer, Operator, SessionDep
+from api import capacity, settlement
+from api.chain import sender
+from api.deps import ChainDep, GridViewer, Operator, ProgramAdmin, SessionDep, SettingsDep
+from contracts.chain import ChainError
+from contracts.rewards import RewardPolicy
 from registry import jobs as job_store
 from registry import requests as store
 from registry.errors import InvalidInput, Problem
-from registry.tables import CapacityRequestRow, Device, utcnow
+from registry.tables import CapacityRequestRow, Device, Settlement, utcnow
 
 router = APIRouter(prefix="/v1/capacity-requests", tags=["capacity requests"])
 
@@ -102,6 +106,7 @@ class JobOut(BaseModel):
     progress: float
     message: str | None
     error: str | None
+    attempts: int
 
 
 class CapacityRequestSummary(BaseModel):
@@ -165,9 +170,7 @@ def _out(session: SessionDep, row: CapacityRequestRow) -> CapacityRequestOut:
             "price_per_kwh": row.price_per_kwh,
             "shortfall_price_per_kwh": row.shortfall_price_per_kwh,
             "resolution_s": int(row.plan.get("resolution_s", 900)),
-            "job": None
-            if job is None
-            else {c: getattr(job, c) for c in ("job_id", "status", "progress", "message", "error")},
+            "job": None if job is None else {c: getattr(job, c) for c in JobOut.model_fields},
             "plan": plan,
             "intervals": row.intervals,
             "settlement_epoch": row.settlement_epoch,
@@ -266,5 +269,62 @@ async def cancel(
     """Cancel a request not yet delivered; its devices get OpenADR cancellations."""
     row = store.get_request(session, request_id)
     capacity.cancel(_services(request), session, row, principal.name)
+    session.commit()
+    return _out(session, row)
+
+
+class SettleIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    rate_ovpp_per_kwh: float | None = Field(
+        None, ge=0, le=1e6, description="Reward per kWh (default: the devices' program's)"
+    )
+    epoch: int | None = Field(None, ge=0, le=2**53, description="Epoch id (default: next)")
+
+
+@router.post("/{request_id}/settle")
+async def settle(
+    request_id: str,
+    body: SettleIn,
+    session: SessionDep,
+    settings: SettingsDep,
+    chain: ChainDep,
+    principal: ProgramAdmin,
+) -> CapacityRequestOut:
+    """Turn a delivered request's measured response into rewards on chain: one
+    settlement epoch of the devices that delivered, posted through the outbox."""
+    row = store.get_request(session, request_id)
+    given = capacity.deliveries(session, row)
+    rate = body.rate_ovpp_per_kwh
+    if rate is None:
+        rate = capacity.incentive_rate(session, [d.device_id for d in given])
+        if rate is None:
+            raise InvalidInput(
+                [Problem("rate_ovpp_per_kwh", "the devices' programs differ in rate: give one")]
+            )
+    epoch = body.epoch
+    if epoch is None:
+        epoch = (session.scalar(select(func.max(Settlement.epoch))) or 0) + 1
+    row_epoch = await run_in_threadpool(
+        settlement.prepare,
+        session,
+        chain,
+        epoch,
+        RewardPolicy(rate),
+        given,
+        None,
+        (row.start, row.end),
+    )
+    try:
+        posted = await run_in_threadpool(
+            settlement.send, session, chain, sender(settings, chain.w3), row_epoch.epoch
+        )
+    except ChainError as exc:
+        raise HTTPException(status.HTTP_502_BAD_GATEWAY, f"{exc.action}: {exc.reason}") from exc
+    if posted.status != "confirmed":
+        raise HTTPException(
+            status.HTTP_502_BAD_GATEWAY, f"epoch {epoch}: {posted.status}: {posted.last_error}"
+        )
+    capacity.settled(session, row, epoch, utcnow())
     session.commit()
     return _out(session, row)

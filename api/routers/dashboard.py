@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from fastapi import APIRouter
-from fastapi.responses import FileResponse
+from fastapi.responses import FileResponse, HTMLResponse
 from fastapi.staticfiles import StaticFiles
 
 STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
@@ -14,8 +14,9 @@ STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
 router = APIRouter(tags=["dashboard"])
 
 
-@router.get("/", include_in_schema=False)
+@router.get("/", response_class=HTMLResponse)
 def dashboard() -> FileResponse:
+    """The operator dashboard (HTML); it needs no key, and asks the viewer for one."""
     return FileResponse(STATIC_DIR / "index.html", media_type="text/html")
 
 

@@ -10,6 +10,7 @@ import pandas as pd
 from fastapi import APIRouter, File, Form, HTTPException, Query, Request, UploadFile, status
 from fastapi.responses import Response
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from sqlalchemy import func, select
 
 from api import schedules
 from api.deps import Aggregator, GridViewer, SessionDep
@@ -17,10 +18,12 @@ from api.planning import PlanningInputError, spread_prices
 from registry import jobs as job_store
 from registry import schedules as store
 from registry.errors import Conflict, InvalidInput, Problem
-from registry.tables import Schedule, utcnow
+from registry.tables import Device, Program, Schedule, utcnow
 
 router = APIRouter(prefix="/v1/schedules", tags=["schedules"])
 
+#: How far from today a schedule's day may be [days].
+MAX_DAYS_AWAY = 366
 #: The largest price file accepted [bytes].
 MAX_PRICE_BYTES = 1_000_000
 
@@ -85,6 +88,20 @@ def _params(body: ScheduleIn) -> dict[str, Any]:
 def _accept(
     session: SessionDep, request: Request, day: date, params: dict[str, Any], by: str
 ) -> Accepted:
+    problems = []
+    if abs((day - utcnow().date()).days) > MAX_DAYS_AWAY:
+        problems.append(Problem("date", f"must be within {MAX_DAYS_AWAY} days of today", str(day)))
+    for name, column in (("feeder", Device.feeder), ("region", Device.region)):
+        value = params.get(name)
+        if value and not session.scalar(
+            select(func.count()).select_from(Device).where(column == value)
+        ):
+            problems.append(Problem(name, f"no device is registered on {name} {value!r}", value))
+    program = params.get("program_id")
+    if program and session.get(Program, program) is None:
+        problems.append(Problem("program_id", f"no program {program!r}", program))
+    if problems:
+        raise InvalidInput(problems)
     try:
         schedules.price_frame(
             params, schedules.day_horizon(day.isoformat(), params["resolution_s"])
@@ -204,7 +221,10 @@ def get_schedule(
         "resolution_s": row.params.get("resolution_s"),
         "job": None
         if job is None
-        else {c: getattr(job, c) for c in ("job_id", "status", "progress", "message", "error")},
+        else {
+            c: getattr(job, c)
+            for c in ("job_id", "status", "progress", "message", "error", "attempts")
+        },
         **result,
     }
     if devices and row.result:

@@ -79,7 +79,7 @@ def list_devices(
     site_id: str | None = None,
     owner_name: str | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=2**31 - 1)] = 0,
 ) -> DeviceList:
     """Devices matching every filter given, ordered by id."""
     if principal.role == Role.owner:

@@ -7,7 +7,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Query, Request, status
+from fastapi import APIRouter, HTTPException, Path, Query, Request, status
 from pydantic import AwareDatetime
 from sqlalchemy.orm import Session
 
@@ -137,7 +137,7 @@ def log(
 
 @router.delete("/{enrollment_id}")
 def unenroll(
-    enrollment_id: int,
+    enrollment_id: Annotated[int, Path(ge=1, le=2**31 - 1)],
     session: SessionDep,
     principal: Integrator,
     body: UnenrollIn | None = None,

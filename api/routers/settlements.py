@@ -6,7 +6,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Annotated, Any, TypeVar
 
-from fastapi import APIRouter, HTTPException, Response, status
+from fastapi import APIRouter, HTTPException, Path, Response, status
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 from sqlalchemy import select
 from starlette.concurrency import run_in_threadpool
@@ -21,6 +21,9 @@ from registry.lookups import get_device
 from registry.tables import Settlement, SettlementReward
 
 router = APIRouter(tags=["settlements"])
+
+#: A settlement epoch in a path (the same limit as when it is posted).
+Epoch = Annotated[int, Path(ge=0, le=2**53, description="Settlement epoch id")]
 T = TypeVar("T")
 
 
@@ -137,7 +140,7 @@ async def create_settlement(
 
 @router.post("/v1/settlements/{epoch}/send")
 async def send_settlement(
-    epoch: int, session: SessionDep, settings: SettingsDep, chain: ChainDep, _: ProgramAdmin
+    epoch: Epoch, session: SessionDep, settings: SettingsDep, chain: ChainDep, _: ProgramAdmin
 ) -> SettlementOut:
     """Post (or confirm) a prepared epoch; safe to repeat."""
     row = await _on_chain(settlement.send, session, settings, chain, epoch)
@@ -146,7 +149,7 @@ async def send_settlement(
 
 @router.post("/v1/settlements/{epoch}/claims")
 async def claim_settlement(
-    epoch: int, session: SessionDep, settings: SettingsDep, chain: ChainDep, _: ProgramAdmin
+    epoch: Epoch, session: SessionDep, settings: SettingsDep, chain: ChainDep, _: ProgramAdmin
 ) -> dict[str, int]:
     """Claim every unclaimed reward of a confirmed epoch on its owners' behalf."""
     return await _on_chain(settlement.claim_all, session, settings, chain, epoch)
@@ -154,7 +157,7 @@ async def claim_settlement(
 
 @router.post("/v1/settlements/{epoch}/reputations")
 async def update_reputations(
-    epoch: int, session: SessionDep, settings: SettingsDep, chain: ChainDep, _: ProgramAdmin
+    epoch: Epoch, session: SessionDep, settings: SettingsDep, chain: ChainDep, _: ProgramAdmin
 ) -> dict[str, int]:
     """Write the delivery ratio of every device rewarded in the epoch to the chain's
     device registry, registering there the devices that are not yet."""
@@ -168,7 +171,7 @@ def list_settlements(session: SessionDep, _: GridViewer) -> list[SettlementOut]:
 
 
 @router.get("/v1/settlements/{epoch}")
-def get_settlement(epoch: int, session: SessionDep, _: GridViewer) -> dict[str, Any]:
+def get_settlement(epoch: Epoch, session: SessionDep, _: GridViewer) -> dict[str, Any]:
     row = session.get(Settlement, epoch)
     if row is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"settlement {epoch} not found")

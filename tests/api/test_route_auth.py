@@ -4,15 +4,10 @@ day it is added; one open to every role must be named here."""
 
 from __future__ import annotations
 
-import re
-from typing import Any
-
-from fastapi.routing import APIRoute, iter_route_contexts
 from fastapi.testclient import TestClient
 
-from api.deps import get_principal
-from registry.keys import Role
 from tests.api.conftest import bearer
+from tests.api.routes import ALL_ROLES, allowed_roles, concrete, routes
 
 #: Routes that need no key (the dashboard page asks for one and sends it itself).
 OPEN = {("GET", "/health"), ("GET", "/")}
@@ -26,44 +21,12 @@ EVERY_ROLE = {
     ("GET", "/v1/programs"),
     ("GET", "/v1/programs/{program_id}"),
 }
-ALL_ROLES = frozenset(Role)
-
-
-def allowed_roles(route: APIRoute) -> frozenset[Role] | None:
-    """The roles a route admits (``None``: it asks for no key)."""
-    found: frozenset[Role] | None = None
-    stack = list(route.dependant.dependencies)
-    while stack:
-        dependency = stack.pop()
-        roles = getattr(dependency.call, "roles", None)
-        if roles is not None:
-            return frozenset(roles)
-        if dependency.call is get_principal:
-            found = ALL_ROLES
-        stack.extend(dependency.dependencies)
-    return found
-
-
-def routes(client: TestClient) -> list[tuple[str, str, APIRoute]]:
-    """(method, path, route) of every API route, through included routers."""
-    app: Any = client.app
-    out: list[tuple[str, str, APIRoute]] = []
-    for context in iter_route_contexts(app.routes):
-        route = context.original_route
-        if isinstance(route, APIRoute) and context.path is not None:
-            out.extend((method, context.path, route) for method in sorted(route.methods or ()))
-    return out
-
-
-def concrete(path: str) -> str:
-    """A path with each parameter filled (numbers fit both ``int`` and ``str``)."""
-    return re.sub(r"\{[^}]+\}", "1", path)
 
 
 def test_every_route_refuses_a_missing_key_and_every_other_role(
     client: TestClient, keys: dict[str, str]
 ) -> None:
-    table = routes(client)
+    table = routes(client.app)
     assert len(table) > 30  # the walk sees the whole service
     checked = 0
     for method, path, route in table:

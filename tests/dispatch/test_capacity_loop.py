@@ -133,6 +133,16 @@ def test_a_request_goes_from_submission_to_measured_delivery(
         events = client.get(
             "/v1/events", params={"capacity_request_id": body["id"]}, headers=operator
         ).json()
+        # Settled: the measured response becomes rewards on the embedded chain.
+        settled = client.post(
+            f"/v1/capacity-requests/{body['id']}/settle", json={}, headers=operator
+        )
+        assert settled.status_code == 200, settled.text
+        epoch = settled.json()["settlement_epoch"]
+        paid = client.get(f"/v1/settlements/{epoch}", headers=operator).json()
+        claims = client.post(f"/v1/settlements/{epoch}/claims", headers=operator)
+        assert claims.status_code == 200, claims.text
+        again = client.post(f"/v1/capacity-requests/{body['id']}/settle", json={}, headers=operator)
 
     assert body["status"] == "delivered", body
     actions = [entry["action"] for entry in body["history"]]
@@ -161,3 +171,12 @@ def test_a_request_goes_from_submission_to_measured_delivery(
     assert truth >= 0.95 * asked, (truth, asked)
     delivered = sum(i["delivered_kw"] for i in body["intervals"]) * STEP_S / 3600
     assert delivered == pytest.approx(measured["delivered_kwh"], rel=1e-6)
+
+    assert settled.json()["status"] == "settled" and epoch == 1
+    assert paid["status"] == "confirmed" and len(paid["leaves"]) == plan["devices_called"]
+    rewarded = sum(leaf["delivered_kwh"] for leaf in paid["leaves"])
+    assert rewarded == pytest.approx(measured["delivered_kwh"], rel=1e-6)
+    # The program pays 0.5 OVPP per kWh of contribution (delivery, availability, data).
+    assert 0 < paid["total_ovpp"] <= 0.5 * rewarded * 1.0001
+    assert sum(claims.json().values()) >= 1
+    assert again.status_code == 409  # settled once
