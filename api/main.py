@@ -18,6 +18,7 @@ from api.chain import open_chain
 from api.jobs import JobRunner
 from api.routers import (
     capacity_requests,
+    dashboard,
     day_ahead,
     devices,
     enrollments,
@@ -47,7 +48,8 @@ devices with digital identities, utility programs and enrolment, and telemetry.
 
 Units are in field names (`p_kw`, `e_max_kwh`, `soc_frac`); timestamps are ISO 8601
 with an offset, stored in UTC; power is positive when drawn from the grid.
-Every `/v1` route needs an API key: `Authorization: Bearer <key>`.
+Every `/v1` route needs an API key: `Authorization: Bearer <key>`. The operator
+dashboard at `/` needs none to load; it asks for the viewer's key and sends it.
 """
 
 
@@ -199,6 +201,8 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
         grid,
         forecasts,
         settlements,
+        dashboard,
     ):
         app.include_router(module.router)
+    app.mount("/static", dashboard.static_files(), name="static")
     return app
