@@ -81,6 +81,9 @@ class Services:
     clock: Callable[[], datetime] = utcnow
     #: When each delivering request's live response was last measured.
     live_at: dict[str, datetime] = field(default_factory=dict)
+    #: Held while a plan is made from the registry, so that plans of overlapping
+    #: requests see each other's devices (jobs run in parallel otherwise).
+    planning: asyncio.Lock = field(default_factory=asyncio.Lock)
 
 
 @dataclass
@@ -398,10 +401,11 @@ def _store_dispatch(services: Services, request_id: str, outcome: Dispatched) ->
         short = [r - c for r, c in zip(requested, committed, strict=True)]
         reason = None
         if short and max(short) > 1e-3 and row.kw is not None:
-            reason = (
-                f"committed falls short of requested by up to {max(short):.1f} kW: "
+            reason = f"committed falls short of requested by up to {max(short):.1f} kW: " + (
                 f"{len(outcome.left_out)} devices opted out or did not answer and the rest "
                 "of the fleet could not cover them"
+                if outcome.left_out
+                else "the fleet cannot give more (see the intervals' reasons)"
             )
         status = "delivering" if now >= row.start else "dispatched"
         store.set_status(
@@ -425,7 +429,8 @@ async def run_job(services: Services, job: Job) -> None:
             row = store.get_request(session, request_id)
             status = row.status
         if status == "planning":
-            staged = await asyncio.to_thread(plan_stage, services, request_id, job.job_id)
+            async with services.planning:
+                staged = await asyncio.to_thread(plan_stage, services, request_id, job.job_id)
             if staged is None:
                 return
             status = "planned"
@@ -435,7 +440,8 @@ async def run_job(services: Services, job: Job) -> None:
             if not approved(session, store.get_request(session, request_id)):
                 return
         if staged is None:
-            staged = await asyncio.to_thread(_rebuild, services, request_id)
+            async with services.planning:
+                staged = await asyncio.to_thread(_rebuild, services, request_id)
         built, first = staged
         await dispatch_stage(services, request_id, built, first, job.job_id)
     except (PlanningFailed, RegistryError, ValueError, RuntimeError) as exc:

@@ -1,8 +1,9 @@
 """The job runner: background work whose state lives in the database.
 
-One asyncio task takes queued jobs one at a time (:func:`registry.jobs.claim_next`;
-a conditional update, so runners of several service processes never take the same
-job) and awaits the handler of its kind; CPU-bound steps run in worker threads. A
+One asyncio task takes queued jobs (:func:`registry.jobs.claim_next`; a conditional
+update, so runners of several service processes never take the same job), up to
+``parallel`` at once, and awaits the handler of each kind; CPU-bound steps run in
+worker threads, and a job that waits (for VENs to answer, say) holds up no other. A
 second task calls ``tick`` every few seconds (work that follows the clock).
 
 At start, jobs a stop cut off are queued again or, past their attempts, failed
@@ -44,6 +45,7 @@ class JobRunner:
         poll_s: float = 0.5,
         on_failed: Callable[[Job], None] | None = None,
         max_attempts: int = 3,
+        parallel: int = 4,
     ) -> None:
         self.sessions = sessions
         self.handlers = dict(handlers)
@@ -52,7 +54,9 @@ class JobRunner:
         self.poll_s = poll_s
         self.on_failed = on_failed
         self.max_attempts = max_attempts
-        self.running: str | None = None
+        self.parallel = parallel
+        #: Ids of the jobs running now.
+        self.running: set[str] = set()
         self._tasks: list[asyncio.Task[None]] = []
         self._wake = asyncio.Event()
 
@@ -85,26 +89,35 @@ class JobRunner:
         self._tasks = []
 
     async def _jobs(self) -> None:
-        while True:
-            try:
-                with self.sessions.begin() as session:
-                    job = store.claim_next(session)
-                    if job is not None:
-                        session.expunge(job)
-                if job is not None:
-                    await self._run(job)
-                    continue
-            except asyncio.CancelledError:
-                raise
-            except Exception:  # the runner must outlive any one failure
-                logger.exception("job runner")
-            self._wake.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self.poll_s)
+        running: set[asyncio.Task[None]] = set()
+        try:
+            while True:
+                try:
+                    while len(running) < self.parallel:
+                        with self.sessions.begin() as session:
+                            job = store.claim_next(session)
+                            if job is None:
+                                break
+                            session.expunge(job)
+                        task = asyncio.create_task(self._run(job))
+                        running.add(task)
+                        task.add_done_callback(running.discard)
+                        task.add_done_callback(lambda _: self._wake.set())
+                except Exception:  # the runner must outlive any one failure
+                    logger.exception("job runner")
+                self._wake.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), self.poll_s)
+        finally:
+            for task in list(running):
+                task.cancel()
+            for task in list(running):
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
 
     async def _run(self, job: Job) -> None:
         handler = self.handlers.get(job.kind)
-        self.running = job.job_id
+        self.running.add(job.job_id)
         try:
             if handler is None:
                 raise RuntimeError(f"kind: no handler for jobs of kind {job.kind!r}")
@@ -129,7 +142,7 @@ class JobRunner:
                 if store.get_job(session, job.job_id).status == "running":
                     store.finish(session, job.job_id, "done")
         finally:
-            self.running = None
+            self.running.discard(job.job_id)
 
     async def _ticks(self) -> None:
         assert self.tick is not None

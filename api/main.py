@@ -148,6 +148,7 @@ def _runner(app: FastAPI, services: capacity.Services) -> JobRunner:
         tick=lambda: capacity.advance(services),
         poll_s=app.state.settings.job_poll_s,
         on_failed=failed,
+        parallel=app.state.settings.jobs_parallel,
     )
 
 

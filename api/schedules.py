@@ -134,7 +134,8 @@ def energy_cost(site_net_kw: pd.DataFrame, prices: pd.DataFrame, step_h: float) 
 
 async def run_job(services: Services, job: Job) -> None:
     try:
-        await asyncio.to_thread(plan_schedule, services, job.subject_id, job.job_id)
+        async with services.planning:
+            await asyncio.to_thread(plan_schedule, services, job.subject_id, job.job_id)
     except (PlanningFailed, RegistryError, ValueError, RuntimeError) as exc:
         _fail(services, job.subject_id, str(exc))
         raise JobFailed(str(exc)) from exc

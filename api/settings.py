@@ -68,6 +68,9 @@ class Settings(BaseSettings):
     jobs_enabled: bool = Field(
         True, description="Run background jobs (planning, dispatch, measurement) in this process"
     )
+    jobs_parallel: int = Field(
+        4, gt=0, le=64, description="Background jobs run at once (plans still one at a time)"
+    )
     job_poll_s: float = Field(0.5, gt=0, description="How often the job runner looks for work [s]")
     decompose_above_devices: int = Field(
         2_000, gt=0, description="Fleets larger than this are planned by chunks on Dask"
