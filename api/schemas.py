@@ -3,10 +3,24 @@ are in ``registry.schemas``)."""
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Any, Literal
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
+
+#: Earliest and latest time the API accepts (beyond them date arithmetic overflows).
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST = datetime(2200, 1, 1, tzinfo=UTC)
+
+
+def _in_range(value: datetime) -> datetime:
+    if not EARLIEST <= value <= LATEST:
+        raise ValueError(f"must be between {EARLIEST:%Y-%m-%d} and {LATEST:%Y-%m-%d}")
+    return value
+
+
+#: A time with its UTC offset, within the years the service handles.
+Timestamp = Annotated[AwareDatetime, AfterValidator(_in_range)]
 
 
 class DeliveryRecord(BaseModel):
@@ -286,7 +300,7 @@ class ForecastIn(BaseModel):
     site_id: str | None = Field(None, description="...or the sum of a site's devices")
     feeder: str | None = Field(None, description="...or the sum of a feeder's devices")
     region: str | None = Field(None, description="...or the sum of a region's devices")
-    cutoff: AwareDatetime | None = Field(
+    cutoff: Timestamp | None = Field(
         None, description="Issue time (default now); the forecast starts here"
     )
     horizon: str = Field("1D", description="Length, e.g. 1D or 6h (at most 7 days)")

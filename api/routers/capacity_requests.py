@@ -6,13 +6,14 @@ from datetime import datetime, timedelta
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, HTTPException, Query, Request, status
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 from sqlalchemy import func, select
 from starlette.concurrency import run_in_threadpool
 
 from api import capacity, settlement
 from api.chain import sender
 from api.deps import ChainDep, GridViewer, Operator, ProgramAdmin, SessionDep, SettingsDep
+from api.schemas import Timestamp
 from contracts.chain import ChainError
 from contracts.rewards import RewardPolicy
 from registry import jobs as job_store
@@ -62,8 +63,8 @@ class CapacityRequestIn(BaseModel):
 
     feeder: str | None = Field(None, min_length=1, max_length=64)
     region: str | None = Field(None, min_length=1, max_length=64)
-    start: AwareDatetime
-    end: AwareDatetime
+    start: Timestamp
+    end: Timestamp
     kw: float | None = Field(None, gt=0, le=1e7, description="Reduction against baseline [kW]")
     cap_kw: float | None = Field(None, ge=0, le=1e7, description="Ceiling on net load [kW]")
     price_per_kwh: float = Field(0.0, ge=0, le=1e4, description="Paid per kWh delivered")

@@ -9,12 +9,13 @@ from typing import Annotated, Any, Literal
 import pandas as pd
 from fastapi import APIRouter, File, Form, HTTPException, Query, Request, UploadFile, status
 from fastapi.responses import Response
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import func, select
 
 from api import schedules
 from api.deps import Aggregator, GridViewer, SessionDep
 from api.planning import PlanningInputError, spread_prices
+from api.schemas import Timestamp
 from registry import jobs as job_store
 from registry import schedules as store
 from registry.errors import Conflict, InvalidInput, Problem
@@ -31,7 +32,7 @@ MAX_PRICE_BYTES = 1_000_000
 class PriceIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    timestamp: AwareDatetime
+    timestamp: Timestamp
     price_per_kwh: float = Field(ge=-10, le=100)
     export_price_per_kwh: float | None = Field(None, ge=-10, le=100)
 

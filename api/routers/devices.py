@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Response, status
-from pydantic import AwareDatetime
 from sqlalchemy import select
 
 from api.deps import AnyRole, Integrator, SessionDep, SettingsDep
@@ -17,6 +16,7 @@ from api.schemas import (
     EnrollmentOut,
     ReadingOut,
     TelemetrySeries,
+    Timestamp,
 )
 from registry import devices as store
 from registry.errors import InvalidInput, NotFound, Problem
@@ -145,8 +145,8 @@ def device_telemetry(
     device_id: str,
     session: SessionDep,
     principal: AnyRole,
-    start: AwareDatetime | None = None,
-    end: AwareDatetime | None = None,
+    start: Timestamp | None = None,
+    end: Timestamp | None = None,
     format_: Annotated[Literal["json", "csv"], Query(alias="format")] = "json",
     limit: Annotated[int, Query(ge=1, le=1_000_000)] = 100_000,
 ) -> TelemetrySeries | Response:

@@ -8,7 +8,6 @@ from decimal import Decimal
 from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Path, Query, Request, status
-from pydantic import AwareDatetime
 from sqlalchemy.orm import Session
 
 from api.chain import sender
@@ -21,6 +20,7 @@ from api.schemas import (
     EnrollmentOut,
     LinkOut,
     LogEntryOut,
+    Timestamp,
     UnenrollIn,
     VenCertificateIn,
     VenCertificateOut,
@@ -115,7 +115,7 @@ def check(body: EnrollmentIn, session: SessionDep, _: GridViewer) -> Eligibility
 def links(
     session: SessionDep,
     _: GridViewer,
-    at: AwareDatetime | None = None,
+    at: Timestamp | None = None,
     device_id: str | None = None,
     program_id: str | None = None,
 ) -> list[LinkOut]:

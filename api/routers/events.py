@@ -6,10 +6,11 @@ from datetime import datetime, timedelta
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, HTTPException, Query, Request, status
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from api import measurement
 from api.deps import Dispatcher, GridViewer, SessionDep
+from api.schemas import Timestamp
 from dispatch.vtn import Vtn
 from registry import events as store
 from registry.enrollment import enrolled_ven, ven_id_for
@@ -23,7 +24,7 @@ class EventIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     device_id: str = Field(pattern=r"^0x[0-9a-fA-F]{64}$")
-    start: AwareDatetime
+    start: Timestamp
     minutes: int = Field(15, ge=1, le=1440, description="Length of each interval")
     values: Annotated[list[float], Field(min_length=1, max_length=288)] = Field(
         description="Setpoints [kW] (LOAD_DISPATCH) or levels 0-3 (SIMPLE), one per interval"

@@ -6,10 +6,9 @@ from datetime import timedelta
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query
-from pydantic import AwareDatetime
 
 from api.deps import GridViewer, SessionDep, SettingsDep
-from api.schemas import CapacityRow
+from api.schemas import CapacityRow, Timestamp
 from registry.awareness import capacity_summary
 
 router = APIRouter(prefix="/v1/grid", tags=["grid"])
@@ -26,7 +25,7 @@ def capacity(
     region: str | None = None,
     feeder: str | None = None,
     program_id: str | None = None,
-    at: AwareDatetime | None = None,
+    at: Timestamp | None = None,
 ) -> list[CapacityRow]:
     """Capacity by region, feeder and type (or the groups asked), with how much is
     enrolled, online, and both (available), in one query."""

@@ -7,13 +7,14 @@ from datetime import datetime
 from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, HTTPException, Path, Response, status
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 from starlette.concurrency import run_in_threadpool
 
 from api import settlement
 from api.chain import sender
 from api.deps import AnyRole, ChainDep, GridViewer, ProgramAdmin, SessionDep, SettingsDep
+from api.schemas import Timestamp
 from contracts.chain import ChainError
 from contracts.rewards import RewardPolicy
 from registry.keys import Role
@@ -45,8 +46,8 @@ class SettlementIn(BaseModel):
 
     epoch: int = Field(ge=0, le=2**53, description="Settlement epoch id (posted once)")
     program_id: str | None = None
-    start: AwareDatetime | None = Field(None, description="Epoch start (to measure telemetry)")
-    end: AwareDatetime | None = Field(None, description="Epoch end")
+    start: Timestamp | None = Field(None, description="Epoch start (to measure telemetry)")
+    end: Timestamp | None = Field(None, description="Epoch end")
     rate_ovpp_per_kwh: float = Field(ge=0, le=1_000_000)
     w_delivery: float = Field(0.7, ge=0, le=1)
     w_availability: float = Field(0.2, ge=0, le=1)
