@@ -54,6 +54,10 @@ def record_response(
     if event is None:
         return None
     now = now or utcnow()
+    if event.status == "cancelled":
+        # A late answer to a cancelled event is kept, but does not revive it.
+        _log(session, event_id, "opt", now, opt_type=opt_type, after="cancelled")
+        return event
     event.status = STATUS_OF_OPT.get(opt_type, event.status)
     event.updated_at = now
     _log(session, event_id, "opt", now, opt_type=opt_type)
