@@ -17,6 +17,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
 
 from sqlalchemy.exc import OperationalError, ProgrammingError
 from sqlalchemy.orm import Session, sessionmaker
@@ -154,3 +155,10 @@ class JobRunner:
             except Exception:
                 logger.exception("job runner tick")
             await asyncio.sleep(self.tick_s)
+
+
+def wake(app: Any) -> None:
+    """Have the app's job runner (when it runs one) look for work now."""
+    runner: JobRunner | None = getattr(app.state, "jobs", None)
+    if runner is not None:
+        runner.wake()

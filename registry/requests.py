@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal, get_args
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -14,7 +14,7 @@ from registry.errors import NotFound
 from registry.tables import CapacityRequestLog, CapacityRequestRow, utcnow
 
 #: Where a request stands; the last three are final.
-STATUSES = (
+Status = Literal[
     "planning",
     "planned",
     "dispatched",
@@ -23,7 +23,8 @@ STATUSES = (
     "settled",
     "cancelled",
     "failed",
-)
+]
+STATUSES: tuple[str, ...] = get_args(Status)
 FINAL = frozenset({"settled", "cancelled", "failed"})
 #: Requests that hold devices: a later overlapping request is planned around them.
 HOLDING = frozenset({"planned", "dispatched", "delivering"})

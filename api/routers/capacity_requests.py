@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Query, Request, status
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -13,12 +13,14 @@ from starlette.concurrency import run_in_threadpool
 from api import capacity, settlement
 from api.chain import sender
 from api.deps import ChainDep, GridViewer, Operator, ProgramAdmin, SessionDep, SettingsDep
+from api.jobs import wake
 from api.schemas import Timestamp
 from contracts.chain import ChainError
 from contracts.rewards import RewardPolicy
 from registry import jobs as job_store
 from registry import requests as store
 from registry.errors import InvalidInput, Problem
+from registry.requests import Status
 from registry.tables import CapacityRequestRow, Device, Settlement, utcnow
 
 router = APIRouter(prefix="/v1/capacity-requests", tags=["capacity requests"])
@@ -29,17 +31,6 @@ MAX_WINDOW = timedelta(hours=24)
 MAX_INTERVALS = 480
 #: How far ahead a window may start.
 MAX_LEAD = timedelta(days=7)
-
-Status = Literal[
-    "planning",
-    "planned",
-    "dispatched",
-    "delivering",
-    "delivered",
-    "settled",
-    "cancelled",
-    "failed",
-]
 
 
 class CapacityRequestIn(BaseModel):
@@ -223,9 +214,7 @@ def submit(
     )
     job = job_store.create_job(session, capacity.JOB_KIND, row.request_id, now)
     session.commit()
-    runner = getattr(request.app.state, "jobs", None)
-    if runner is not None:
-        runner.wake()
+    wake(request.app)
     return Accepted(id=row.request_id, status=row.status, job_id=job.job_id)
 
 
@@ -257,9 +246,7 @@ def approve(
     row = store.get_request(session, request_id)
     capacity.approve(session, row, principal.name, utcnow())
     session.commit()
-    runner = getattr(request.app.state, "jobs", None)
-    if runner is not None:
-        runner.wake()
+    wake(request.app)
     return _out(session, row)
 
 

@@ -14,6 +14,7 @@ from sqlalchemy import func, select
 
 from api import schedules
 from api.deps import Aggregator, GridViewer, SessionDep
+from api.jobs import wake
 from api.planning import PlanningInputError, spread_prices
 from api.schemas import Timestamp
 from registry import jobs as job_store
@@ -113,9 +114,7 @@ def _accept(
     row = store.create_schedule(session, day.isoformat(), params, by, now)
     job = job_store.create_job(session, schedules.JOB_KIND, row.schedule_id, now)
     session.commit()
-    runner = getattr(request.app.state, "jobs", None)
-    if runner is not None:
-        runner.wake()
+    wake(request.app)
     return Accepted(id=row.schedule_id, status=row.status, job_id=job.job_id)
 
 

@@ -22,7 +22,8 @@ def test_an_answer_after_cancellation_is_kept_but_does_not_revive_the_event(
     session: Session,
 ) -> None:
     _sent(session, "ev-1")
-    assert store.record_response(session, "ev-1", "optOut").status == "opted_out"
+    answered = store.record_response(session, "ev-1", "optOut")
+    assert answered is not None and answered.status == "opted_out"
     store.record_cancel(session, "ev-1")
     late = store.record_response(session, "ev-1", "optIn")
     assert late is not None and late.status == "cancelled"
