@@ -80,14 +80,16 @@ def test_a_request_planned_when_the_service_is_killed_is_planned_after_restart(
     try:
         devices = server.call("GET", "/v1/devices", keys["analyst"], params={"limit": 5})
         now = datetime.now(UTC).replace(microsecond=0)
+        # Odd seconds: never on the demo fleet's quarter-hour readings.
+        first = now.replace(second=1) - timedelta(minutes=3)
         readings = [
             {
                 "device_id": d["device_id"],
-                "timestamp": (now - timedelta(seconds=s)).isoformat(),
+                "timestamp": (first + timedelta(seconds=2 * k)).isoformat(),
                 "p_kw": 1.5,
             }
             for d in devices["items"]
-            for s in range(1, 41)
+            for k in range(40)
         ]
         stored = server.call(
             "POST", "/v1/telemetry", keys["integrator"], json={"readings": readings}
@@ -139,9 +141,18 @@ def test_a_request_planned_when_the_service_is_killed_is_planned_after_restart(
                 "GET",
                 f"/v1/devices/{device['device_id']}/telemetry",
                 keys["analyst"],
-                params={"start": (now - timedelta(minutes=1)).isoformat(), "end": now.isoformat()},
+                params={
+                    "start": first.isoformat(),
+                    "end": (first + timedelta(seconds=80)).isoformat(),
+                },
             )
-            assert len(found["readings"]) == 40
+            ours = {
+                datetime.fromisoformat(r["timestamp"])
+                for r in readings
+                if r["device_id"] == device["device_id"]
+            }
+            kept = [r for r in found["readings"] if datetime.fromisoformat(r["timestamp"]) in ours]
+            assert len(kept) == 40 and all(r["p_kw"] == 1.5 for r in kept)
     finally:
         again.process.terminate()
         again.process.wait(timeout=20)
