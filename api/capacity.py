@@ -41,7 +41,7 @@ from api.jobs import JobFailed
 from api.settings import Settings
 from api.settlement import Delivery
 from dispatch.baselines import BaselineError
-from dispatch.measure import interval_length
+from dispatch.measure import ON_OFF_TYPES, interval_length
 from dispatch.redispatch import Called, Dispatched, dispatch_request, setpoints, without
 from dispatch.vtn import Vtn
 from optimizer.prepare import prepare
@@ -275,7 +275,7 @@ def _journal(services: Services, request_id: str) -> Callable[[str, Called], Non
                     called.event_id,
                     ven_id=called.ven_id,
                     device_id=called.device_id,
-                    signal_name="LOAD_DISPATCH",
+                    signal_name=called.signal,
                     intervals=intervals,
                     capacity_request_id=request_id,
                 )
@@ -353,6 +353,7 @@ async def dispatch_stage(
         planner=planner,
         clock=services.clock,
         journal=_journal(services, request_id),
+        on_off={d for d, kind in built.fleet.device_types.items() if kind in ON_OFF_TYPES},
     )
     await asyncio.to_thread(_store_dispatch, services, request_id, outcome)
 
@@ -541,7 +542,9 @@ def _live(session: Session, row: CapacityRequestRow, now: datetime) -> None:
         if not done:
             continue
         try:
-            result = measurement.measure_intervals(session, event.device_id, done)
+            result = measurement.measure_intervals(
+                session, event.device_id, done, event.signal_name
+            )
         except BaselineError:
             continue  # its reports are not in yet
         for start, value in result.intervals["delivered_kw"].items():

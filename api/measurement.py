@@ -32,7 +32,10 @@ def event_end(event: DispatchEvent) -> datetime:
 
 
 def measure_intervals(
-    session: Session, device_id: str, intervals: list[dict[str, Any]]
+    session: Session,
+    device_id: str,
+    intervals: list[dict[str, Any]],
+    signal: str = "LOAD_DISPATCH",
 ) -> Measured:
     """Measure ``intervals`` (``{"start", "minutes", "value"}``) of one device from its
     telemetry, without keeping anything.
@@ -48,11 +51,12 @@ def measure_intervals(
     end = datetime.fromisoformat(last["start"]) + interval_length(last)
     lookback = timedelta(hours=2) if device.device_type in STORAGE_TYPES else timedelta(days=46)
     frame = read_telemetry(session, device.device_id, first - lookback, end, limit=1_000_000)
-    return measure(intervals, metered_kw(frame), device.device_type)
+    return measure(intervals, metered_kw(frame), device.device_type, signal)
 
 
 def measure_event(session: Session, event: DispatchEvent, now: datetime) -> dict[str, Any]:
-    """Measure a finished event the device opted into, add it to the device's delivery
+    """Measure a finished event (setpoints or SIMPLE levels) the device opted into, add
+    it to the device's delivery
     record once and keep it in the event's log; measuring again returns the same.
 
     Raises
@@ -64,15 +68,15 @@ def measure_event(session: Session, event: DispatchEvent, now: datetime) -> dict
     done = store.measured(session, event.event_id)
     if done is not None:
         return done
-    if event.signal_name != "LOAD_DISPATCH":
-        raise NotMeasurable("signal_name: only LOAD_DISPATCH setpoints [kW] are measured", True)
+    if event.signal_name not in ("LOAD_DISPATCH", "SIMPLE"):
+        raise NotMeasurable(f"signal_name: {event.signal_name} events are not measured", True)
     if event.status != "opted_in":
         raise NotMeasurable(f"status: the event is {event.status}, not opted_in", True)
     end = event_end(event)
     if end > now:
         raise NotMeasurable(f"end: the event runs until {end.isoformat()}", True)
     try:
-        result = measure_intervals(session, event.device_id, event.intervals)
+        result = measure_intervals(session, event.device_id, event.intervals, event.signal_name)
     except BaselineError as exc:
         raise NotMeasurable(str(exc), False) from exc
     record_delivery(session, event.device_id, result.requested_kwh, result.delivered_kwh)

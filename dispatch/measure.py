@@ -22,6 +22,8 @@ from dispatch.baselines import BaselineError, Event, caiso_10_in_10
 
 #: Registry device types measured meter-before: their baseline is what they did just before.
 STORAGE_TYPES = frozenset({"battery", "c_and_i_storage", "ev", "ev_charger"})
+#: Registry device types switched on and off (SIMPLE levels), not set to a power.
+ON_OFF_TYPES = frozenset({"pool_pump", "water_heater"})
 #: Minutes of readings before the event that meter-before averages.
 METER_BEFORE_MINUTES = 60.0
 
@@ -69,9 +71,15 @@ def interval_length(interval: dict[str, Any]) -> timedelta:
     return timedelta(seconds=round(float(interval["minutes"]) * 60, 3))
 
 
-def measure(intervals: Sequence[dict[str, Any]], readings: pd.Series, device_type: str) -> Measured:
+def measure(
+    intervals: Sequence[dict[str, Any]],
+    readings: pd.Series,
+    device_type: str,
+    signal: str = "LOAD_DISPATCH",
+) -> Measured:
     """Measure an event sent as ``intervals`` (``{"start", "minutes", "value"}``:
-    setpoints [kW]) from ``readings`` (metered kW indexed by UTC time).
+    setpoints [kW], or for a ``SIMPLE`` event levels, where 1-3 asks the load to be off
+    and 0 asks nothing) from ``readings`` (metered kW indexed by UTC time).
 
     Raises
     ------
@@ -115,7 +123,9 @@ def measure(intervals: Sequence[dict[str, Any]], readings: pd.Series, device_typ
                 f"readings: none in the {span.total_seconds() / 60:g} minutes before the event"
             )
         baseline = pd.Series(float(before.mean()), index=starts)
-    setpoint = pd.Series([float(i["value"]) for i in intervals], index=starts)
+    values = pd.Series([float(i["value"]) for i in intervals], index=starts)
+    # Level 1-3 asks the load to be off; level 0 asks nothing.
+    setpoint = baseline.where(values < 1, 0.0) if signal == "SIMPLE" else values
     frame = pd.DataFrame(
         {
             "baseline_kw": baseline.to_numpy(),

@@ -20,7 +20,7 @@ expects (``planned_kw``) and what the devices that opted in commit to
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -50,6 +50,8 @@ class Called:
     start: datetime
     values_kw: tuple[float, ...]
     asked_at: datetime
+    #: ``LOAD_DISPATCH`` (``values_kw`` are setpoints) or ``SIMPLE`` (levels 0-3).
+    signal: str = "LOAD_DISPATCH"
 
 
 @dataclass(frozen=True)
@@ -130,6 +132,27 @@ def setpoints(
     return out
 
 
+def shed_levels(
+    wanted: dict[str, tuple[datetime, list[float]]], result: Plan, on_off: set[str]
+) -> dict[str, tuple[datetime, list[float]]]:
+    """``wanted`` with the setpoints of ``on_off`` devices as SIMPLE levels: 1 where
+    the plan is below the baseline (shed), else 0; a device never shed is dropped."""
+    out = {}
+    for device, (first, values) in wanted.items():
+        if device not in on_off:
+            out[device] = (first, values)
+            continue
+        base = result.baseline_kw[device]
+        at = int(pd.DatetimeIndex(base.index).searchsorted(pd.Timestamp(first)))
+        below = [
+            1.0 if v < float(base.iloc[at + k]) - CALL_TOLERANCE_KW else 0.0
+            for k, v in enumerate(values)
+        ]
+        if any(below):
+            out[device] = (first, below)
+    return out
+
+
 def _answers(vtn: Vtn, events: Mapping[str, Called]) -> dict[str, str | None]:
     """Each device's answer to its event since the event was last sent or modified."""
     latest: dict[str, list[tuple[datetime, str]]] = {}
@@ -153,12 +176,15 @@ async def dispatch_request(
     clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     poll_s: float = 0.1,
     journal: Journal | None = None,
+    on_off: Collection[str] = (),
 ) -> Dispatched:
     """Plan ``problem`` (one capacity request), send the events, and re-plan around
     opt-outs and silent VENs (see the module docstring). ``ven_of`` maps each
     controllable device id to its VEN id; devices without one are planned at baseline.
     ``journal(action, called)`` hears of every event as it is ``sent``, ``modified`` or
-    ``cancelled``, before any answer can come back.
+    ``cancelled``, before any answer can come back. Devices in ``on_off`` (pool pumps,
+    water heaters) get ``SIMPLE`` events instead: level 1 (shed, off) where the plan
+    takes them below their baseline, 0 (normal) elsewhere.
     """
     journal = journal or _silent
     if len(problem.requests) != 1:
@@ -181,6 +207,7 @@ async def dispatch_request(
         # recovering its charge) is left to the devices.
         wanted = setpoints(result, clock(), until=end)
         wanted = {d: v for d, v in wanted.items() if d not in left_out}
+        wanted = shed_levels(wanted, result, set(on_off))
         request_outcome = result.requests[0]
         outcome.intervals = [
             pd.Timestamp(t).to_pydatetime() for t in request_outcome.requested_kw.index
@@ -197,7 +224,7 @@ async def dispatch_request(
                 tuple(float(v) for v in request_outcome.shortfall_kw),
             )
         )
-        _send(vtn, outcome, wanted, ven_of, step, clock, journal)
+        _send(vtn, outcome, wanted, ven_of, step, clock, journal, set(on_off))
         deadline = clock() + timedelta(seconds=answer_within_s)
         if clock() < start:  # answers are due by the start
             deadline = min(deadline, start)
@@ -228,8 +255,10 @@ def _send(
     step: timedelta,
     clock: Callable[[], datetime],
     journal: Journal,
+    levels: set[str],
 ) -> None:
-    """New events, modifications and cancellations so that events match ``wanted``."""
+    """New events, modifications and cancellations so that events match ``wanted``
+    (``levels``: the devices whose events are ``SIMPLE``)."""
     for device in list(outcome.events):
         if device not in wanted:
             gone = outcome.events.pop(device)
@@ -239,10 +268,14 @@ def _send(
     for device, (first, values) in wanted.items():
         called = outcome.events.get(device)
         now = clock()
+        signal = "SIMPLE" if device in levels else "LOAD_DISPATCH"
         if called is None:
-            event_id = vtn.send_setpoints(ven_of[device], first, step, values)
+            if signal == "SIMPLE":
+                event_id = vtn.send_levels(ven_of[device], first, step, [int(v) for v in values])
+            else:
+                event_id = vtn.send_setpoints(ven_of[device], first, step, values)
             outcome.events[device] = Called(
-                device, ven_of[device], event_id, first, tuple(values), now
+                device, ven_of[device], event_id, first, tuple(values), now, signal
             )
             journal("sent", outcome.events[device])
         elif (called.start, called.values_kw) != (first, tuple(values)):

@@ -34,6 +34,7 @@ import numpy as np
 from openleadr import OpenADRClient, objects, utils
 
 from dispatch.certs import Credentials
+from dispatch.measure import ON_OFF_TYPES
 from dispatch.signing import Signer, use_signer, ven_options
 
 #: openleadr's client module sets its logger to INFO when imported; every poll would log.
@@ -373,11 +374,16 @@ class SimulatedVen:
         if answer == "optIn":
             intervals = []
             for signal in event.get("event_signals", []):
+                simple = signal.get("signal_name") == "SIMPLE"
                 for interval in signal.get("intervals", []):
                     start = interval["dtstart"]
-                    intervals.append(
-                        (start, start + interval["duration"], float(interval["signal_payload"]))
-                    )
+                    value = float(interval["signal_payload"])
+                    if simple:
+                        # A SIMPLE level: 0 is normal operation, 1-3 shed (off).
+                        if value < 1:
+                            continue
+                        value = 0.0
+                    intervals.append((start, start + interval["duration"], value))
             self.events[event_id] = Scheduled(
                 event_id, int(descriptor.get("modification_number", 0)), sorted(intervals)
             )
@@ -495,7 +501,9 @@ def model_for(
         return EVModel(p_max_kw, energy_kwh=p_max_kw * rng.uniform(1.0, 4.0))
     shape = np.asarray(rng.choice(shapes), dtype=float)
     scaled = shape / max(float(shape.max()), 1e-9) * p_max_kw
-    return LoadModel([float(v) for v in scaled], curtailable_frac=rng.uniform(0.2, 0.4))
+    # On/off loads (SIMPLE levels) switch off whole; others shed part of their load.
+    share = 1.0 if device_type in ON_OFF_TYPES else rng.uniform(0.2, 0.4)
+    return LoadModel([float(v) for v in scaled], curtailable_frac=share)
 
 
 @dataclass

@@ -62,3 +62,22 @@ def test_missing_readings_name_the_interval() -> None:
     readings = minutes(START - pd.Timedelta(hours=1), START + pd.Timedelta(minutes=15), 0.0)
     with pytest.raises(BaselineError, match="readings: none in the event's interval"):
         measure(event([-4.0, -4.0]), readings, "battery")
+
+
+def test_a_pool_pump_shed_by_simple_levels() -> None:
+    # Running at 1.2 kW for the hour before; level 1 (off) for a quarter hour, then 0
+    # (normal): it stopped, then ran again at 1.1 kW.
+    readings = pd.concat(
+        [
+            minutes(START - pd.Timedelta(hours=1), START, 1.2),
+            minutes(START, START + pd.Timedelta(minutes=15), 0.0),
+            minutes(START + pd.Timedelta(minutes=15), START + pd.Timedelta(minutes=30), 1.1),
+        ]
+    )
+    result = measure(event([1, 0]), readings, "pool_pump", signal="SIMPLE")
+    assert result.method == "meter_before"  # no ten days of history
+    assert list(result.intervals["setpoint_kw"]) == pytest.approx([0.0, 1.2])
+    assert list(result.intervals["requested_kw"]) == pytest.approx([1.2, 0.0])
+    assert list(result.intervals["delivered_kw"]) == pytest.approx([1.2, 0.1])
+    assert result.requested_kwh == pytest.approx(1.2 * 0.25)
+    assert result.delivered_kwh == pytest.approx((1.2 + 0.1) * 0.25)

@@ -11,9 +11,16 @@ import pytest
 
 from dispatch.baselines import Event, delivered, meter_before
 from dispatch.redispatch import dispatch_request, setpoints, without
-from dispatch.simulator import BatteryModel, Misbehaviour, SimulatedVen, start_fleet, stop_fleet
+from dispatch.simulator import (
+    BatteryModel,
+    LoadModel,
+    Misbehaviour,
+    SimulatedVen,
+    start_fleet,
+    stop_fleet,
+)
 from dispatch.vtn import Vtn
-from optimizer.devices import Battery, Feeder, Fleet, Site
+from optimizer.devices import Battery, Feeder, Fleet, ShiftableLoad, Site
 from optimizer.problem import CapacityRequest, Horizon, Problem
 from optimizer.results import plan
 from tests.conftest import free_port
@@ -123,6 +130,61 @@ def test_opt_outs_and_silent_vens_are_replanned_within_the_request() -> None:
                 baseline = meter_before(load, event, minutes=10 / 60)
                 measured += float(delivered(baseline, load).sum()) / 3600  # 1 s readings
             assert measured == pytest.approx(truth, rel=0.02), (measured, truth)
+        finally:
+            await stop_fleet(vens)
+            await vtn.stop()
+
+    asyncio.run(scenario())
+
+
+def test_on_off_loads_are_shed_by_simple_levels() -> None:
+    async def scenario() -> None:
+        start = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=3)
+        horizon = Horizon(pd.Timestamp(start), 8, STEP)
+        # A pool pump that would run through the window (intervals 3-5) at 2 kW, and a
+        # 5 kW battery: 6 kW asked in intervals 3-4 needs the pump off.
+        pump = ShiftableLoad(
+            "pump-00",
+            "site-01",
+            profile_kw=(2.0, 2.0, 2.0),
+            earliest_start=pd.Timestamp(start),
+            latest_start=pd.Timestamp(start + 5 * STEP),
+            contiguous=False,
+            baseline_start=pd.Timestamp(start + 3 * STEP),
+        )
+        fleet = Fleet(
+            sites=(Site("site-00", "F-1"), Site("site-01", "F-1")),
+            feeders=(Feeder("F-1"),),
+            batteries=(Battery("bat-00", "site-00", 5.0, 5.0, 10.0, soc_initial_frac=0.8),),
+            shiftable_loads=(pump,),
+        )
+        window = (pd.Timestamp(start + 3 * STEP), pd.Timestamp(start + 5 * STEP))
+        request = CapacityRequest("cut", *window, feeder="F-1", kw=6.0)
+        problem = Problem(horizon, fleet, requests=(request,))
+        names = {"bat-00": "ven-bat", "pump-00": "ven-pump"}
+        vtn = Vtn({v: v for v in names.values()}.get, port=free_port(), poll_interval_s=1)
+        await vtn.start()
+        vens = [
+            SimulatedVen(
+                "ven-bat", vtn.url, BatteryModel(10.0, 5.0, soc=0.8, efficiency=1.0), tick_s=0.1
+            ),
+            SimulatedVen("ven-pump", vtn.url, LoadModel([2.0] * 24, 1.0), tick_s=0.1),
+        ]
+        try:
+            await start_fleet(vens)
+            outcome = await dispatch_request(
+                vtn, problem, names, answer_within_s=2.5, on_off={"pump-00"}
+            )
+            called = outcome.events["pump-00"]
+            assert called.signal == "SIMPLE" and set(called.values_kw) <= {0.0, 1.0}
+            assert outcome.answers["pump-00"] == "optIn"
+            assert outcome.events["bat-00"].signal == "LOAD_DISPATCH"
+            assert min(outcome.committed_kw) >= 0.95 * 6.0, outcome.committed_kw
+            # The pump is off through the window: it gives its whole 2 kW.
+            await asyncio.sleep((window[1].to_pydatetime() - datetime.now(UTC)).total_seconds())
+            hours = (2 * STEP).total_seconds() / 3600
+            pump_kwh = vens[1].delivered_kwh(window[0].to_pydatetime(), window[1].to_pydatetime())
+            assert pump_kwh == pytest.approx(2.0 * hours, rel=0.05)
         finally:
             await stop_fleet(vens)
             await vtn.stop()
