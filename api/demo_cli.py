@@ -87,8 +87,9 @@ def _wait_for_fleet(service: Service, wait_s: float = 120) -> int:
         time.sleep(5)
 
 
-def _pick_feeder(service: Service) -> tuple[str, float]:
-    """The feeder with the most storage online, and that storage's power [kW]."""
+def _pick_feeder(service: Service) -> tuple[str, float, int]:
+    """The feeder with the most storage online, that storage's power [kW], and how many
+    devices are enrolled in all."""
     rows = service.call(
         "GET",
         "/v1/grid/capacity",
@@ -97,7 +98,9 @@ def _pick_feeder(service: Service) -> tuple[str, float]:
     )
     table = Table("feeder", "type", "devices", "enrolled", "online", "available flex kW")
     storage: dict[str, float] = {}
+    enrolled = 0
     for row in rows:
+        enrolled += row["enrolled_devices"]
         table.add_row(
             row["feeder"],
             row["device_type"],
@@ -114,7 +117,7 @@ def _pick_feeder(service: Service) -> tuple[str, float]:
     if not storage:
         raise DemoError("no feeder has storage online: is the simulated fleet running?")
     feeder = max(storage, key=lambda f: storage[f])
-    return feeder, storage[feeder]
+    return feeder, storage[feeder], enrolled
 
 
 def _forecast(service: Service, feeder: str) -> None:
@@ -280,8 +283,9 @@ def demo(
         Path | None, typer.Option(help="Dev keys file (default: VAR_DIR/dev-keys.json)")
     ] = None,
     share: Annotated[
-        float, typer.Option(min=0.01, max=1.0, help="Share of the feeder's storage asked for")
-    ] = 0.3,
+        float,
+        typer.Option(min=0.01, max=1.0, help="Share of the feeder's connected storage asked for"),
+    ] = 0.2,
     step_s: Annotated[
         int, typer.Option(min=10, max=900, help="Interval length of the compressed peak [s]")
     ] = 20,
@@ -294,15 +298,20 @@ def demo(
     settings = Settings()
     service = Service(url, _keys(keys_file or settings.dev_keys_path))
     _step("1. the fleet")
-    console.print(f"{_wait_for_fleet(service)} VENs connected to the VTN")
-    feeder, storage_kw = _pick_feeder(service)
-    console.print(f"{feeder}: {storage_kw:,.0f} kW of storage discharge enrolled and online")
+    connected = _wait_for_fleet(service)
+    feeder, storage_kw, enrolled = _pick_feeder(service)
+    # Only devices whose VEN is connected are dispatched: ask for a share of those.
+    reachable = min(1.0, connected / max(enrolled, 1))
+    console.print(
+        f"{connected} of {enrolled} enrolled devices connected to the VTN; {feeder}: "
+        f"{storage_kw:,.0f} kW of storage discharge enrolled and online"
+    )
     _step("2. forecast")
     _forecast(service, feeder)
     _step("3. day-ahead schedule")
     _schedule(service, feeder)
     _step("4. the evening peak: a capacity request")
-    body = _peak(service, feeder, share * storage_kw, step_s, steps)
+    body = _peak(service, feeder, share * reachable * storage_kw, step_s, steps)
     _step("5. settlement and claim")
     _settle(service, body, rate)
     console.rule("[bold green]the day is done")
