@@ -63,6 +63,10 @@ from registry.tables import (
 logger = logging.getLogger(__name__)
 
 JOB_KIND = "capacity_request"
+#: A reduction starting within this long leaves out loads idle over the last
+#: ``IDLE_LOOKBACK``: what they do now is what they would do then.
+IDLE_LOOKAHEAD = timedelta(hours=1)
+IDLE_LOOKBACK = timedelta(hours=1)
 #: Events of a request that are still live (cancelling sends a cancellation).
 LIVE_EVENTS = ("pending", "opted_in")
 
@@ -111,7 +115,16 @@ def build_problem(
     ``connected`` (the VEN ids the VTN hears from), devices whose VEN is not among them
     stay at their baseline."""
     horizon = horizon_for(row.start, row.end, now, _resolution_s(row))
-    found = registry_fleet(session, horizon, feeder=row.feeder, region=row.region, now=now)
+    # A reduction soon: a load that is off now has nothing to give.
+    soon = row.kw is not None and row.start - now <= IDLE_LOOKAHEAD
+    found = registry_fleet(
+        session,
+        horizon,
+        feeder=row.feeder,
+        region=row.region,
+        now=now,
+        idle_within=IDLE_LOOKBACK if soon else None,
+    )
     scope = f"feeder {row.feeder}" if row.feeder else f"region {row.region}"
     if not found.ven_of:
         raise PlanningFailed(f"no active device on {scope} has an open enrolment")
@@ -211,6 +224,7 @@ def _store_plan(row: CapacityRequestRow, built: Built, result: Plan, now: dateti
         "shortfall_kwh": round(outcome.shortfall_kwh, 6),
         "baseline_method": built.fleet.baseline_method,
         "notes": [*built.fleet.notes, *result.notes],
+        "idle": built.fleet.idle,
         "skipped": built.fleet.skipped,
         "status": result.status,
     }

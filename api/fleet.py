@@ -44,6 +44,10 @@ DEVICE_FIELDS = (
 )
 #: Resolution of the uncontrolled-load forecast [min].
 BASE_LOAD_MINUTES = 15
+#: Loads that can reduce (not storage, not generation, not meters).
+LOAD_TYPES = frozenset({"ev_charger", "ev", "heat_pump", "thermostat", "pool_pump", "water_heater"})
+#: A load averaging below this share of its rating is off.
+IDLE_FRAC = 0.05
 #: State of charge older than this is not used [h].
 SOC_MAX_AGE_H = 24.0
 
@@ -58,6 +62,22 @@ class RegistryFleet:
     skipped: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     baseline_method: str = "none"
+    #: Loads left out as idle (see ``idle_within``).
+    idle: list[str] = field(default_factory=list)
+
+
+def _mean_power(
+    session: Session, keys: list[int], start: datetime, end: datetime
+) -> dict[int, float]:
+    """Mean metered power [kW] per device key over ``[start, end)`` (those with readings)."""
+    if not keys:
+        return {}
+    rows = session.execute(
+        select(Reading.device_key, func.avg(Reading.p_kw))
+        .where(Reading.device_key.in_(keys), Reading.ts >= start, Reading.ts < end)
+        .group_by(Reading.device_key)
+    ).all()
+    return {int(k): float(v) for k, v in rows if v is not None}
 
 
 def _latest_soc(session: Session, keys: list[int], since: datetime) -> dict[int, float]:
@@ -89,9 +109,14 @@ def registry_fleet(
     region: str | None = None,
     program_id: str | None = None,
     now: datetime,
+    idle_within: timedelta | None = None,
 ) -> RegistryFleet:
     """The enrolled, active devices of ``feeder`` and/or ``region`` (all when neither
     is given), enrolled in ``program_id`` when given, as a fleet over ``horizon``.
+
+    With ``idle_within``, loads whose metered power over that span before ``now``
+    averaged below :data:`IDLE_FRAC` of their rating are left out (a load that is off
+    has nothing to reduce); loads without readings in the span stay in.
 
     Raises
     ------
@@ -125,6 +150,16 @@ def registry_fleet(
         [d.device_key for d, _ in rows if d.e_max_kwh],
         now - timedelta(hours=SOC_MAX_AGE_H),
     )
+    idle: list[str] = []
+    if idle_within is not None:
+        loads = [d for d, _ in rows if d.device_type in LOAD_TYPES]
+        mean = _mean_power(session, [d.device_key for d in loads], now - idle_within, now)
+        idle = [
+            d.device_id
+            for d in loads
+            if d.device_key in mean and mean[d.device_key] < IDLE_FRAC * max(d.p_max_kw, 0.0)
+        ]
+        rows = [row for row in rows if row[0].device_id not in set(idle)]
     records: list[dict[str, Any]] = []
     ven_of: dict[str, str] = {}
     types: dict[str, str] = {}
@@ -139,7 +174,12 @@ def registry_fleet(
         ven_of[device.device_id] = str(ven_id)
         types[device.device_id] = device.device_type
     built = fleet_from_rows(records, horizon)
-    found = RegistryFleet(built.fleet, ven_of, types, skipped=built.skipped)
+    found = RegistryFleet(built.fleet, ven_of, types, skipped=built.skipped, idle=idle)
+    if idle:
+        found.notes.append(
+            f"{len(idle)} loads averaged below {IDLE_FRAC:.0%} of their rating over the last "
+            f"{idle_within}: off, nothing to reduce, left out"
+        )
     if not rows:
         found.notes.append(f"no active device of {name} {value} has an open enrolment")
         return found

@@ -11,12 +11,14 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import Engine
+from sqlalchemy import Engine, select
 
 from api.main import create_app
 from api.settings import Settings
 from registry import jobs as job_store
 from registry.db import session_factory
+from registry.demo import build_fleet, seed_demo
+from registry.tables import Device, Enrollment
 from tests.api.conftest import bearer
 
 
@@ -198,3 +200,40 @@ def test_a_request_accepted_before_a_stop_is_planned_after_the_restart(
         assert gone["status"] == "failed"
         assert "stopped while this job ran" in gone["reason"]
         assert gone["job"]["status"] == "failed"
+
+
+def test_a_reduction_soon_leaves_out_loads_that_are_off(
+    engine: Engine, client: TestClient, keys: dict[str, str]
+) -> None:
+    # The demo history ends two hours ago; the last hour holds only what is sent here.
+    end = datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(hours=2)
+    with session_factory(engine).begin() as session:
+        seed_demo(session, build_fleet(60, 2, seed=3, end=end, days=3), vtn_url="http://x:1/y")
+        pumps = session.execute(
+            select(Device.device_id, Device.p_max_kw)
+            .join(Enrollment, Enrollment.device_id == Device.device_id)
+            .where(Device.feeder == "F-01", Device.device_type == "heat_pump")
+            .order_by(Device.device_id)
+        ).all()
+    (off, _), (running, rating) = pumps[:2]
+    now = datetime.now(UTC).replace(microsecond=0)
+    readings = [
+        {"device_id": device, "timestamp": (now - timedelta(minutes=m)).isoformat(), "p_kw": kw}
+        for device, kw in ((off, 0.0), (running, 0.8 * rating))
+        for m in range(2, 60, 2)
+    ]
+    sent = client.post(
+        "/v1/telemetry", json={"readings": readings}, headers=bearer(keys["integrator"])
+    )
+    assert sent.status_code in (200, 201), sent.text
+    operator = keys["operator"]
+    request_id = submit(client, operator, feeder="F-01", kw=15, auto_dispatch=False, **window())
+    plan = wait_while(client, operator, request_id, {"planning"})["plan"]
+    assert plan["idle"] == [off]
+    assert off not in plan["setpoints"]
+    assert any("left out" in note for note in plan["notes"])
+    # A request hours ahead says nothing from what the loads do now.
+    later = submit(
+        client, operator, feeder="F-02", kw=5, auto_dispatch=False, **window(minutes_ahead=180)
+    )
+    assert wait_while(client, operator, later, {"planning"})["plan"]["idle"] == []
