@@ -75,6 +75,7 @@ GridViewer = Annotated[
     Principal, Depends(allow(Role.operator, Role.aggregator, Role.integrator, Role.analyst))
 ]
 Aggregator = Annotated[Principal, Depends(allow(Role.aggregator))]
+JobAdmin = Annotated[Principal, Depends(allow(Role.operator, Role.aggregator, Role.analyst))]
 Operator = Annotated[Principal, Depends(allow(Role.operator))]
 ForecastUser = Annotated[Principal, Depends(allow(Role.analyst, Role.aggregator))]
 

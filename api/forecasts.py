@@ -65,7 +65,7 @@ class ForecastAnswer:
     notes: list[str] = field(default_factory=list)
 
 
-def _scope(session: Session, query: ForecastQuery) -> tuple[dict[str, str], Any, int]:
+def scope_of(session: Session, query: ForecastQuery) -> tuple[dict[str, str], Any, int]:
     given = {
         k: v
         for k, v in (
@@ -143,7 +143,7 @@ def forecast_scope(session: Session, query: ForecastQuery, now: datetime) -> For
         horizon = parse_horizon(query.horizon, freq)
     except ForecastError as exc:
         raise InvalidInput([Problem(exc.field, exc.message)]) from exc
-    scope, condition, devices = _scope(session, query)
+    scope, condition, devices = scope_of(session, query)
     issued = pd.Timestamp(query.cutoff or now)
     if issued.tzinfo is None:
         raise InvalidInput([Problem("cutoff", "needs a UTC offset")])

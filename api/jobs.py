@@ -128,7 +128,9 @@ class JobRunner:
                 store.requeue(session, job.job_id, "the service stopped; resumes at its start")
             raise
         except Exception as exc:
-            if isinstance(exc, JobFailed):
+            if isinstance(exc, store.Cancelled):
+                logger.info("job %s (%s) stopped: cancelled", job.job_id, job.kind)
+            elif isinstance(exc, JobFailed):
                 logger.warning("job %s (%s) failed: %s", job.job_id, job.kind, exc)
             else:
                 logger.exception("job %s (%s) failed", job.job_id, job.kind)

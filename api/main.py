@@ -13,7 +13,7 @@ from urllib.parse import urlsplit
 from fastapi import FastAPI
 from sqlalchemy import Engine
 
-from api import capacity, errors, schedules
+from api import backtests, capacity, errors, schedules
 from api.chain import open_chain
 from api.jobs import JobRunner
 from api.routers import (
@@ -26,6 +26,7 @@ from api.routers import (
     forecasts,
     grid,
     health,
+    jobs,
     programs,
     settlements,
     telemetry,
@@ -130,7 +131,7 @@ def _vtn(app: FastAPI) -> Vtn:
 
 def _runner(app: FastAPI, services: capacity.Services) -> JobRunner:
     """Background jobs: capacity requests planned and dispatched, and moved on with the
-    clock to delivery; day-ahead schedules planned."""
+    clock to delivery; day-ahead schedules planned; forecast backtests."""
 
     async def request(job: Job) -> None:
         await capacity.run_job(services, job)
@@ -138,13 +139,20 @@ def _runner(app: FastAPI, services: capacity.Services) -> JobRunner:
     async def schedule(job: Job) -> None:
         await schedules.run_job(services, job)
 
+    async def backtest(job: Job) -> None:
+        await backtests.run_job(services, job)
+
     def failed(job: Job) -> None:
         capacity.job_failed(services, job)
         schedules.job_failed(services, job)
 
     return JobRunner(
         app.state.session_factory,
-        {capacity.JOB_KIND: request, schedules.JOB_KIND: schedule},
+        {
+            capacity.JOB_KIND: request,
+            schedules.JOB_KIND: schedule,
+            backtests.JOB_KIND: backtest,
+        },
         tick=lambda: capacity.advance(services),
         poll_s=app.state.settings.job_poll_s,
         on_failed=failed,
@@ -201,6 +209,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
         telemetry,
         grid,
         forecasts,
+        jobs,
         settlements,
         dashboard,
     ):

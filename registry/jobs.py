@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
@@ -20,8 +21,15 @@ from registry.tables import Job, utcnow
 FINAL = frozenset({"done", "failed", "cancelled"})
 
 
-def create_job(session: Session, kind: str, subject_id: str, now: datetime | None = None) -> Job:
+def create_job(
+    session: Session,
+    kind: str,
+    subject_id: str,
+    now: datetime | None = None,
+    params: dict[str, Any] | None = None,
+) -> Job:
     job = Job(
+        params=params,
         job_id=f"job-{uuid.uuid4().hex[:16]}",
         kind=kind,
         subject_id=subject_id,
@@ -127,3 +135,14 @@ def recover(session: Session, max_attempts: int = 3, now: datetime | None = None
             job.status = "queued"
             job.message = "resumed after the service restarted"
     return failed
+
+
+class Cancelled(Exception):
+    """The job was cancelled while it ran."""
+
+
+def check_cancelled(session: Session, job_id: str) -> None:
+    """Raise :class:`Cancelled` when the job has been cancelled (a running job calls
+    this at each step)."""
+    if get_job(session, job_id).status == "cancelled":
+        raise Cancelled(job_id)

@@ -306,6 +306,10 @@ class Job(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    #: What the job was asked (jobs whose subject holds nothing else, e.g. backtests).
+    params: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    #: What it found, for the same jobs.
+    result: Mapped[dict[str, Any] | None] = mapped_column(JSON)
 
 
 class CapacityRequestRow(Base):
