@@ -16,6 +16,7 @@ from api import schedules
 from api.deps import Aggregator, GridViewer, SessionDep
 from api.jobs import wake
 from api.planning import PlanningInputError, spread_prices
+from api.routers.capacity_requests import JobOut as JobProgress
 from api.schemas import Timestamp
 from registry import jobs as job_store
 from registry import schedules as store
@@ -221,10 +222,7 @@ def get_schedule(
         "resolution_s": row.params.get("resolution_s"),
         "job": None
         if job is None
-        else {
-            c: getattr(job, c)
-            for c in ("job_id", "status", "progress", "message", "error", "attempts")
-        },
+        else JobProgress.model_validate(job, from_attributes=True).model_dump(),
         **result,
     }
     if devices and row.result:
