@@ -101,10 +101,11 @@ def test_overlapping_requests_never_book_the_same_device(
     client: TestClient, keys: dict[str, str]
 ) -> None:
     operator = keys["operator"]
-    times = window()
-    first = submit(client, operator, feeder="F-01", kw=15, auto_dispatch=False, **times)
+    # Two hours ahead: every enrolled device counts, whatever the loads do now.
+    times = window(minutes_ahead=120)
+    first = submit(client, operator, feeder="F-01", kw=5, auto_dispatch=False, **times)
     first_body = wait_while(client, operator, first, {"planning"})
-    second = submit(client, operator, feeder="F-01", kw=15, auto_dispatch=False, **times)
+    second = submit(client, operator, feeder="F-01", kw=5, auto_dispatch=False, **times)
     second_body = wait_while(client, operator, second, {"planning"})
     assert second_body["status"] == "planned"
     held = second_body["plan"]["held_by_other_requests"]
