@@ -98,12 +98,14 @@ class LinearProgram:
         self.entries_val.append(vals.ravel())
 
     def matrix(self, shape: tuple[int, int] | None = None) -> sp.csc_array:
+        return sp.csc_array(self.coo(shape))  # duplicates are summed
+
+    def coo(self, shape: tuple[int, int] | None = None) -> sp.coo_array:
+        """The coefficients as they were added (duplicates not yet summed)."""
         rows = np.concatenate(self.entries_row) if self.entries_row else np.zeros(0, int)
         cols = np.concatenate(self.entries_col) if self.entries_col else np.zeros(0, int)
         vals = np.concatenate(self.entries_val) if self.entries_val else np.zeros(0)
-        return sp.csc_array(
-            (vals, (rows, cols)), shape=shape or (self.rows, self.columns)
-        )  # duplicates are summed
+        return sp.coo_array((vals, (rows, cols)), shape=shape or (self.rows, self.columns))
 
 
 def _owners(owner: np.ndarray | None, shape: tuple[int, ...]) -> np.ndarray:
@@ -129,6 +131,14 @@ class Built:
     request_shortfall: list[np.ndarray]
     cost_columns: dict[str, np.ndarray]
     build_s: float = 0.0
+    _cost: np.ndarray | None = field(default=None, repr=False)
+
+    @property
+    def cost(self) -> np.ndarray:
+        """The LP's objective coefficients, one array (joined once)."""
+        if self._cost is None:
+            self._cost = _cat(self.lp.cost)
+        return self._cost
 
 
 def build_arrays(
@@ -471,7 +481,8 @@ def build_arrays(
         constant[prow.ravel()] -= forecast.ravel()
         power.terms(prow, curt, 1.0)
 
-    power_matrix = sp.csr_array(power.matrix((len(devices) * steps, lp.columns)))
+    power_entries = power.coo((len(devices) * steps, lp.columns))
+    power_matrix = sp.csr_array(power_entries)
 
     # Sites
     nz = len(data.site_ids)
@@ -499,23 +510,16 @@ def build_arrays(
             violation_cost,
             owner=None if osite is None else osite[has_limit],
         )
-    # site_net_balance: import - export - sum(device power) = base + sum(constants)
-    gather = sp.csr_array(
-        (
-            np.ones(len(devices) * steps),
-            (
-                (site_of[:, None] * steps + t_all).ravel(),
-                np.arange(len(devices) * steps),
-            ),
-        ),
-        shape=(nz * steps, len(devices) * steps),
-    )
-    site_power = (gather @ power_matrix).tocoo()
-    rhs = data.site_base_kw.ravel() + gather @ constant
+    # site_net_balance: import - export - sum(device power) = base + sum(constants).
+    # A device's power row (device, t) adds to its site's row (site, t); a column
+    # belongs to one device, so the entries carry over with their rows renamed.
+    site_row = (site_of[:, None] * steps + t_all).ravel()
+    rhs = data.site_base_kw.ravel() + np.bincount(site_row, constant, minlength=nz * steps)
     rows = lp.constraints((nz, steps), rhs.reshape(nz, steps), rhs.reshape(nz, steps), owner=osite)
     lp.terms(rows, imp, 1.0)
     lp.terms(rows, exp, -1.0)
-    lp.terms(rows.ravel()[site_power.row], site_power.col, -site_power.data)
+    lp.terms(rows.ravel()[site_row[power_entries.row]], power_entries.col, -power_entries.data)
+    del power_entries
     limited = [s for s in range(nz) if data.site_import_max_kw[s] is not None]
     if limited:
         level = np.array([data.site_import_max_kw[s] for s in limited], float)[:, None]
@@ -720,15 +724,16 @@ def read_solution(
     *,
     status: str = "optimal",
     objective: float | None = None,
+    costs: bool = True,
 ) -> Solution:
     """A point of ``built``'s LP (columns ``x``, row ``duals``) read back into arrays;
-    the objective is recomputed from ``x`` when not given."""
-    lp = built.lp
+    the objective is recomputed from ``x`` when not given, and the cost terms left
+    out unless ``costs``."""
     data = built.data
     steps = data.horizon.intervals
     devices = data.problem.fleet.devices()
     index = built.index
-    cost_vector = _cat(lp.cost)
+    cost_vector = built.cost
     if objective is None:
         objective = float(cost_vector @ x)
     device_columns = built.power_matrix.shape[1]
@@ -768,5 +773,7 @@ def read_solution(
         ),
         request_shortfall_kw=[x[s] for s in built.request_shortfall],
         request_dual=[duals[r] if duals is not None else None for r in built.request_rows],
-        costs={k: float(cost_vector[c] @ x[c]) for k, c in built.cost_columns.items()},
+        costs={k: float(cost_vector[c] @ x[c]) for k, c in built.cost_columns.items()}
+        if costs
+        else {},
     )

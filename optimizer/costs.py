@@ -9,6 +9,7 @@ can check that a solver's own cost split matches its schedule.
 from __future__ import annotations
 
 import numpy as np
+import scipy.sparse as sp
 
 from optimizer.prepare import Prepared
 
@@ -27,7 +28,15 @@ def request_change(data: Prepared, power_kw: np.ndarray, r: int) -> np.ndarray:
 
 def _scope_devices(data: Prepared, r: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Positions, delivery factors and baselines (over the window) of request ``r``'s
-    devices."""
+    devices (worked out once per problem)."""
+    key = ("scope devices", r)
+    if key not in data.cache:
+        data.cache[key] = _find_scope_devices(data, r)
+    found: tuple[np.ndarray, np.ndarray, np.ndarray] = data.cache[key]
+    return found
+
+
+def _find_scope_devices(data: Prepared, r: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     devices = data.problem.fleet.devices()
     scope = data.scopes[r]
     intervals = list(scope.intervals)
@@ -57,12 +66,16 @@ def request_shortfall(data: Prepared, power_kw: np.ndarray, r: int) -> np.ndarra
 def feeder_violation(data: Prepared, site_net_kw: np.ndarray) -> np.ndarray:
     """How far each feeder's net power passes its import or export limit [kW]."""
     out = np.zeros((len(data.feeder_ids), site_net_kw.shape[1]))
-    position = {feeder: f for f, feeder in enumerate(data.feeder_ids)}
-    feeder_of = np.fromiter(
-        (position[f] for f in data.site_feeder), np.int64, len(data.site_feeder)
-    )
-    nets = np.zeros_like(out)
-    np.add.at(nets, feeder_of, site_net_kw)
+    if "feeder sums" not in data.cache:
+        position = {feeder: f for f, feeder in enumerate(data.feeder_ids)}
+        feeder_of = np.fromiter(
+            (position[f] for f in data.site_feeder), np.int64, len(data.site_feeder)
+        )
+        data.cache["feeder sums"] = sp.csr_array(
+            (np.ones(len(feeder_of)), (feeder_of, np.arange(len(feeder_of)))),
+            shape=(len(data.feeder_ids), len(feeder_of)),
+        )
+    nets = data.cache["feeder sums"] @ site_net_kw
     for f, feeder in enumerate(data.feeder_ids):
         net = nets[f]
         if data.feeder_import_max_kw[feeder] is not None:

