@@ -40,6 +40,7 @@ from api.fleet import RegistryFleet, horizon_for, registry_fleet
 from api.jobs import JobFailed
 from api.settings import Settings
 from api.settlement import Delivery
+from contracts.chain import Chain
 from dispatch.baselines import BaselineError
 from dispatch.measure import ON_OFF_TYPES, interval_length
 from dispatch.redispatch import Called, Dispatched, dispatch_request, setpoints, without
@@ -88,6 +89,10 @@ class Services:
     #: Held while a plan is made from the registry, so that plans of overlapping
     #: requests see each other's devices (jobs run in parallel otherwise).
     planning: asyncio.Lock = field(default_factory=asyncio.Lock)
+    #: Opens the service's chain (the one the routes use); ``None``: no chain here.
+    chain: Callable[[], Chain] | None = None
+    #: Held while an epoch is sent: the service's account sends one at a time.
+    sending: asyncio.Lock = field(default_factory=asyncio.Lock)
 
 
 @dataclass

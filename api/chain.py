@@ -25,7 +25,12 @@ def connect(settings: Settings) -> Web3:
 
 
 def sender(settings: Settings, w3: Web3) -> str:
-    accounts = list(w3.eth.accounts)
+    """The account the service sends from; a node that does not answer is a
+    :class:`ChainError`."""
+    try:
+        accounts = list(w3.eth.accounts)
+    except Exception as exc:  # connection refused, timeout, not JSON-RPC...
+        raise ChainError("connect", f"node unreachable: {exc}") from exc
     if settings.chain_sender:
         if Web3.to_checksum_address(settings.chain_sender) not in accounts:
             raise ChainError("connect", f"CHAIN_SENDER {settings.chain_sender} is not unlocked")
@@ -68,3 +73,14 @@ def open_chain(settings: Settings) -> Chain:
             f"no contracts deployed on {settings.chain_rpc_url} yet: run `vpp chain deploy`",
         )
     return Chain(w3, deployment, settings.contracts_cache)
+
+
+def shared_chain(state: Any) -> Chain:
+    """The app's chain (``app.state``), opened on first use (the embedded EVM deploys
+    the contracts then) and kept for the life of the app: the routes and the jobs
+    share it."""
+    with state.chain_lock:
+        if state.chain is None:
+            state.chain = open_chain(state.settings)
+        chain: Chain = state.chain
+        return chain

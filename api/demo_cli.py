@@ -254,12 +254,22 @@ def _peak(service: Service, feeder: str, kw: float, step_s: int, steps: int) -> 
 
 def _settle(service: Service, body: dict[str, Any], rate: float) -> None:
     # The demo programs pay different rates: the epoch pays one.
-    settled = service.call(
+    settling = service.call(
         "POST",
         f"/v1/capacity-requests/{body['id']}/settle",
         "operator",
         json={"rate_ovpp_per_kwh": rate},
     )
+    console.print(
+        f"epoch {settling['epoch']} prepared ({settling['epoch_status']}); job "
+        f"{settling['job_id']} sends it on chain"
+    )
+    job = _wait(service, f"/v1/jobs/{settling['job_id']}", "operator", ("queued", "running"), 300)
+    if job["status"] != "done":
+        raise DemoError(f"settlement job {job['job_id']}: {job['status']}: {job['error']}")
+    settled = service.call("GET", f"/v1/capacity-requests/{body['id']}", "operator")
+    if settled["status"] != "settled":
+        raise DemoError(f"{body['id']}: {settled['status']} after its settlement job")
     epoch = settled["settlement_epoch"]
     paid = service.call("GET", f"/v1/settlements/{epoch}", "operator")
     console.print(

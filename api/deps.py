@@ -9,7 +9,7 @@ from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
 
-from api.chain import open_chain
+from api.chain import shared_chain
 from api.settings import Settings
 from contracts.chain import Chain
 from registry.keys import Principal, Role, authenticate
@@ -81,14 +81,8 @@ ForecastUser = Annotated[Principal, Depends(allow(Role.analyst, Role.aggregator)
 
 
 def get_chain(request: Request) -> Chain:
-    """The contracts on the service's chain, opened on first use (the embedded EVM
-    deploys them then) and kept for the life of the app."""
-    state = request.app.state
-    with state.chain_lock:
-        if state.chain is None:
-            state.chain = open_chain(state.settings)
-        chain: Chain = state.chain
-        return chain
+    """The contracts on the service's chain (see :func:`api.chain.shared_chain`)."""
+    return shared_chain(request.app.state)
 
 
 ChainDep = Annotated[Chain, Depends(get_chain)]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Any
@@ -13,8 +13,8 @@ from urllib.parse import urlsplit
 from fastapi import FastAPI
 from sqlalchemy import Engine
 
-from api import backtests, capacity, errors, schedules
-from api.chain import open_chain
+from api import backtests, capacity, errors, schedules, settling
+from api.chain import open_chain, shared_chain
 from api.jobs import JobRunner
 from api.routers import (
     capacity_requests,
@@ -32,7 +32,7 @@ from api.routers import (
     telemetry,
 )
 from api.settings import Settings
-from contracts.chain import ChainError
+from contracts.chain import Chain, ChainError
 from dispatch.certs import Credentials
 from dispatch.vtn import OptResponse, Vtn
 from registry.db import make_engine, session_factory
@@ -67,6 +67,11 @@ def _check_chain(app: FastAPI) -> None:
         if "no EVM node answers" not in exc.reason:
             raise RuntimeError(f"chain check at start-up: {exc}") from exc
         logger.warning("chain check at start-up: %s", exc)
+
+
+def _chain(app: FastAPI) -> Callable[[], Chain]:
+    """Opens the app's chain for its jobs (the routes' own: :func:`api.chain.shared_chain`)."""
+    return lambda: shared_chain(app.state)
 
 
 def _vtn(app: FastAPI) -> Vtn:
@@ -131,7 +136,8 @@ def _vtn(app: FastAPI) -> Vtn:
 
 def _runner(app: FastAPI, services: capacity.Services) -> JobRunner:
     """Background jobs: capacity requests planned and dispatched, and moved on with the
-    clock to delivery; day-ahead schedules planned; forecast backtests."""
+    clock to delivery; day-ahead schedules planned; forecast backtests; settlement
+    epochs sent on chain."""
 
     async def request(job: Job) -> None:
         await capacity.run_job(services, job)
@@ -141,6 +147,9 @@ def _runner(app: FastAPI, services: capacity.Services) -> JobRunner:
 
     async def backtest(job: Job) -> None:
         await backtests.run_job(services, job)
+
+    async def settle(job: Job) -> None:
+        await settling.run_job(services, job)
 
     def failed(job: Job) -> None:
         capacity.job_failed(services, job)
@@ -152,6 +161,7 @@ def _runner(app: FastAPI, services: capacity.Services) -> JobRunner:
             capacity.JOB_KIND: request,
             schedules.JOB_KIND: schedule,
             backtests.JOB_KIND: backtest,
+            settling.JOB_KIND: settle,
         },
         tick=lambda: capacity.advance(services),
         poll_s=app.state.settings.job_poll_s,
@@ -168,7 +178,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     if vtn is not None:
         await vtn.start()
     app.state.vtn = vtn
-    services = capacity.Services(app.state.session_factory, settings, vtn)
+    services = capacity.Services(app.state.session_factory, settings, vtn, chain=_chain(app))
     app.state.capacity = services
     runner = _runner(app, services) if settings.jobs_enabled else None
     if runner is not None:
@@ -191,12 +201,12 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     app.state.settings = settings
     app.state.engine = engine
     app.state.session_factory = session_factory(engine)
-    app.state.chain = None  # opened on first use: api.deps.get_chain
+    app.state.chain = None  # opened on first use: api.chain.shared_chain
     app.state.chain_lock = threading.Lock()
     # Set by the lifespan; a placeholder so routes work in apps run without it.
     app.state.vtn = None
     app.state.jobs = None
-    app.state.capacity = capacity.Services(app.state.session_factory, settings)
+    app.state.capacity = capacity.Services(app.state.session_factory, settings, chain=_chain(app))
     errors.install(app)
     for module in (
         health,

@@ -20,7 +20,7 @@ These functions commit: an outbox must be on disk before the transaction it reco
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -210,8 +210,21 @@ def _fail(session: Session, row: Settlement, error: str, status: str | None = No
     session.commit()
 
 
-def send(session: Session, chain: Chain, sender: str, epoch: int) -> Settlement:
-    """Post a prepared epoch (see the module docstring); return its row."""
+def send(
+    session: Session,
+    chain: Chain,
+    sender: str,
+    epoch: int,
+    on_sent: Callable[[str], None] | None = None,
+) -> Settlement:
+    """Post a prepared epoch (see the module docstring); return its row.
+
+    Parameters
+    ----------
+    on_sent : callable, optional
+        Called with the transaction hash once it is stored, before the receipt is
+        awaited (not called when nothing is sent).
+    """
     row = session.get(Settlement, epoch)
     if row is None:
         raise NotFound("settlement", str(epoch))
@@ -247,6 +260,8 @@ def send(session: Session, chain: Chain, sender: str, epoch: int) -> Settlement:
     row.status = "sent"
     row.attempts += 1
     session.commit()  # the outbox knows the transaction before we wait for it
+    if on_sent is not None:
+        on_sent(row.tx_hash)
     try:
         receipt = w3.eth.wait_for_transaction_receipt(tx, timeout=RECEIPT_TIMEOUT_S)
     except (TimeExhausted, TransactionNotFound) as exc:

@@ -19,6 +19,7 @@ from registry.errors import NotFound
 from registry.tables import Job, utcnow
 
 FINAL = frozenset({"done", "failed", "cancelled"})
+ACTIVE = ("queued", "running")
 
 
 def create_job(
@@ -49,9 +50,21 @@ def get_job(session: Session, job_id: str) -> Job:
     return job
 
 
-def latest_job(session: Session, subject_id: str) -> Job | None:
+def latest_job(session: Session, subject_id: str, kind: str | None = None) -> Job | None:
+    """The newest job of ``subject_id`` (of ``kind`` only, when given)."""
+    query = select(Job).where(Job.subject_id == subject_id)
+    if kind is not None:
+        query = query.where(Job.kind == kind)
+    return session.scalar(query.order_by(Job.created_at.desc()).limit(1))
+
+
+def active_job(session: Session, kind: str, subject_id: str) -> Job | None:
+    """The queued or running job of ``kind`` on ``subject_id``, if there is one."""
     return session.scalar(
-        select(Job).where(Job.subject_id == subject_id).order_by(Job.created_at.desc()).limit(1)
+        select(Job)
+        .where(Job.kind == kind, Job.subject_id == subject_id, Job.status.in_(ACTIVE))
+        .order_by(Job.created_at)
+        .limit(1)
     )
 
 
@@ -106,11 +119,22 @@ def requeue(session: Session, job_id: str, message: str) -> None:
         job.message = message[:512]
 
 
+def cancel_queued(session: Session, job_id: str, now: datetime | None = None) -> bool:
+    """Cancel the job only if it is still queued: a runner that claims it at the same
+    moment wins, and this returns ``False``."""
+    done = session.execute(
+        update(Job)
+        .where(Job.job_id == job_id, Job.status == "queued")
+        .values(status="cancelled", finished_at=now or utcnow(), error=None)
+    )
+    return bool(done.rowcount == 1)  # type: ignore[attr-defined]
+
+
 def cancel_jobs(session: Session, subject_id: str, now: datetime | None = None) -> int:
     """Cancel the queued and running jobs of ``subject_id``; a running one stops at its
     next step. Returns how many."""
     jobs = session.scalars(
-        select(Job).where(Job.subject_id == subject_id, Job.status.in_(("queued", "running")))
+        select(Job).where(Job.subject_id == subject_id, Job.status.in_(ACTIVE))
     ).all()
     for job in jobs:
         finish(session, job.job_id, "cancelled", now=now)

@@ -286,7 +286,8 @@ class DispatchLog(Base):
 
 
 class Job(Base):
-    """Long work run in the background: planning a capacity request or a schedule.
+    """Long work run in the background: planning a capacity request or a schedule, a
+    forecast backtest, sending a settlement epoch on chain.
 
     ``status``: ``queued``, ``running``, ``done``, ``failed`` (``error`` says why),
     ``cancelled``. A job found ``running`` when the service starts was cut off by a
@@ -306,7 +307,8 @@ class Job(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
-    #: What the job was asked (jobs whose subject holds nothing else, e.g. backtests).
+    #: What the job was asked (jobs whose subject holds nothing else, e.g. backtests,
+    #: or a settlement's epoch and capacity request).
     params: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     #: What it found, for the same jobs.
     result: Mapped[dict[str, Any] | None] = mapped_column(JSON)

@@ -2,26 +2,33 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException, Query, Request, status
+from fastapi import APIRouter, Query, Request, Response, status
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
-from api import capacity, settlement
-from api.chain import sender
-from api.deps import ChainDep, GridViewer, Operator, ProgramAdmin, SessionDep, SettingsDep
+from api import capacity, settlement, settling
+from api.deps import ChainDep, GridViewer, Operator, ProgramAdmin, SessionDep
 from api.jobs import wake
 from api.schemas import Timestamp
-from contracts.chain import ChainError
 from contracts.rewards import RewardPolicy
 from registry import jobs as job_store
 from registry import requests as store
-from registry.errors import InvalidInput, Problem
+from registry.errors import Conflict, InvalidInput, Problem
 from registry.requests import Status
-from registry.tables import CapacityRequestRow, Device, Settlement, utcnow
+from registry.tables import (
+    CapacityRequestLog,
+    CapacityRequestRow,
+    Device,
+    Job,
+    Settlement,
+    utcnow,
+)
 
 router = APIRouter(prefix="/v1/capacity-requests", tags=["capacity requests"])
 
@@ -94,6 +101,7 @@ class Accepted(BaseModel):
 
 class JobOut(BaseModel):
     job_id: str
+    kind: str
     status: str
     progress: float
     message: str | None
@@ -152,8 +160,24 @@ def _summary(row: CapacityRequestRow) -> dict[str, Any]:
     }
 
 
+def _job(
+    session: Session, row: CapacityRequestRow, history: Sequence[CapacityRequestLog]
+) -> Job | None:
+    """The request's newest job: the one that plans and dispatches it, or the one that
+    sends its settlement epoch."""
+    jobs = [job_store.latest_job(session, row.request_id)]
+    epoch = row.settlement_epoch
+    if epoch is None:
+        epoch = settling.pending_epoch(history)
+    if epoch is not None:
+        jobs.append(settling.latest(session, epoch))
+    found = [j for j in jobs if j is not None]
+    return max(found, key=lambda j: j.created_at) if found else None
+
+
 def _out(session: SessionDep, row: CapacityRequestRow) -> CapacityRequestOut:
-    job = job_store.latest_job(session, row.request_id)
+    history = store.history(session, row.request_id)
+    job = _job(session, row, history)
     plan = {k: v for k, v in row.plan.items() if k != "resolution_s"}
     return CapacityRequestOut.model_validate(
         {
@@ -166,10 +190,7 @@ def _out(session: SessionDep, row: CapacityRequestRow) -> CapacityRequestOut:
             "plan": plan,
             "intervals": row.intervals,
             "settlement_epoch": row.settlement_epoch,
-            "history": [
-                {"action": e.action, "at": e.at.isoformat(), **e.detail}
-                for e in store.history(session, row.request_id)
-            ],
+            "history": [{"action": e.action, "at": e.at.isoformat(), **e.detail} for e in history],
         }
     )
 
@@ -270,17 +291,55 @@ class SettleIn(BaseModel):
     epoch: int | None = Field(None, ge=0, le=2**53, description="Epoch id (default: next)")
 
 
-@router.post("/{request_id}/settle")
+class SettlingOut(CapacityRequestOut):
+    """A request whose settlement is under way: its epoch, where the epoch stands, and
+    the job that sends it (``GET /v1/jobs/{job_id}``)."""
+
+    epoch: int
+    epoch_status: str
+    job_id: str
+
+
+def _epoch(session: Session, request_id: str, asked: int | None) -> int:
+    """The epoch to settle a request in: the one its rewards were prepared in (unless
+    the chain refused it), else the one asked for, else the next."""
+    pending = settling.pending_epoch(store.history(session, request_id))
+    prepared = session.get(Settlement, pending) if pending is not None else None
+    if pending is not None and prepared is not None and prepared.status != "failed":
+        if asked is not None and asked != pending:
+            raise Conflict(
+                "epoch",
+                f"the request's rewards are prepared in epoch {pending}: settle again "
+                f"without an epoch, or with {pending}",
+                asked,
+            )
+        return pending
+    if asked is not None:
+        return asked
+    return (session.scalar(select(func.max(Settlement.epoch))) or 0) + 1
+
+
+@router.post(
+    "/{request_id}/settle",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_description="The epoch is prepared; the job `job_id` sends it",
+    responses={200: {"model": SettlingOut, "description": "A job already settles it: nothing new"}},
+)
 async def settle(
     request_id: str,
     body: SettleIn,
     session: SessionDep,
-    settings: SettingsDep,
     chain: ChainDep,
+    request: Request,
     principal: ProgramAdmin,
-) -> CapacityRequestOut:
+    response: Response,
+) -> SettlingOut:
     """Turn a delivered request's measured response into rewards on chain: one
-    settlement epoch of the devices that delivered, posted through the outbox."""
+    settlement epoch of the devices that delivered, prepared at once (the outbox) and
+    posted by a background job (``job_id``; the request's ``job`` shows its progress),
+    which marks the request ``settled`` with its ``settlement_epoch``. Settling again
+    while that job is under way answers 200 with it; after a job that failed it
+    resumes the same epoch; a request already settled answers 409."""
     row = store.get_request(session, request_id)
     given = capacity.deliveries(session, row)
     rate = body.rate_ovpp_per_kwh
@@ -290,10 +349,8 @@ async def settle(
             raise InvalidInput(
                 [Problem("rate_ovpp_per_kwh", "the devices' programs differ in rate: give one")]
             )
-    epoch = body.epoch
-    if epoch is None:
-        epoch = (session.scalar(select(func.max(Settlement.epoch))) or 0) + 1
-    row_epoch = await run_in_threadpool(
+    epoch = _epoch(session, request_id, body.epoch)
+    prepared = await run_in_threadpool(
         settlement.prepare,
         session,
         chain,
@@ -303,16 +360,26 @@ async def settle(
         None,
         (row.start, row.end),
     )
-    try:
-        posted = await run_in_threadpool(
-            settlement.send, session, chain, sender(settings, chain.w3), row_epoch.epoch
+    job, started = settling.start(session, epoch, request_id)
+    if started:
+        store.log(
+            session,
+            request_id,
+            settling.SETTLING,
+            utcnow(),
+            epoch=epoch,
+            job_id=job.job_id,
+            by=principal.name,
         )
-    except ChainError as exc:
-        raise HTTPException(status.HTTP_502_BAD_GATEWAY, f"{exc.action}: {exc.reason}") from exc
-    if posted.status != "confirmed":
-        raise HTTPException(
-            status.HTTP_502_BAD_GATEWAY, f"epoch {epoch}: {posted.status}: {posted.last_error}"
-        )
-    capacity.settled(session, row, epoch, utcnow())
+    else:
+        response.status_code = status.HTTP_200_OK
     session.commit()
-    return _out(session, row)
+    wake(request.app)
+    return SettlingOut.model_validate(
+        {
+            **_out(session, row).model_dump(),
+            "epoch": epoch,
+            "epoch_status": prepared.status,
+            "job_id": job.job_id,
+        }
+    )

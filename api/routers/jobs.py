@@ -1,4 +1,5 @@
-"""Background jobs: follow any job, cancel one, and start forecast backtests."""
+"""Background jobs: follow any job (plans, schedules, backtests, settlements), cancel
+one, and start forecast backtests."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from typing import Any, Literal
 from fastapi import APIRouter, Request, status
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from api import backtests, capacity, schedules
+from api import backtests, capacity, schedules, settling
 from api.deps import ForecastUser, GridViewer, JobAdmin, SessionDep
 from api.forecasts import scope_of
 from api.jobs import wake
@@ -90,7 +91,9 @@ def get_job(job_id: str, session: SessionDep, _: GridViewer) -> JobOut:
 @router.post("/v1/jobs/{job_id}/cancel")
 def cancel_job(job_id: str, session: SessionDep, _: JobAdmin) -> JobOut:
     """Cancel a queued or running backtest or schedule (a running one stops at its
-    next step). A capacity request is cancelled as a whole, with its events."""
+    next step). A settlement is cancelled only while its job is queued: once its
+    transaction may be out, 409 says why (its epoch stays prepared, to be sent later).
+    A capacity request is cancelled as a whole, with its events."""
     job = store.get_job(session, job_id)
     if job.status in store.FINAL:
         raise Conflict("status", f"the job is {job.status}", job.status)
@@ -99,6 +102,10 @@ def cancel_job(job_id: str, session: SessionDep, _: JobAdmin) -> JobOut:
             "kind",
             f"cancel the request instead: POST /v1/capacity-requests/{job.subject_id}/cancel",
         )
+    if job.kind == settling.JOB_KIND:
+        settling.cancel(session, job)
+        session.commit()
+        return _out(job)
     store.finish(session, job.job_id, "cancelled")
     if job.kind == schedules.JOB_KIND:
         schedule = schedule_store.get_schedule(session, job.subject_id)

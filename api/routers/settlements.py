@@ -1,4 +1,5 @@
-"""Settlements: rewards for delivered response, posted on chain and claimed."""
+"""Settlements: rewards for delivered response, posted on chain by a background job
+(:mod:`api.settling`) and claimed."""
 
 from __future__ import annotations
 
@@ -6,20 +7,23 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Annotated, Any, TypeVar
 
-from fastapi import APIRouter, HTTPException, Path, Response, status
+from fastapi import APIRouter, HTTPException, Path, Request, Response, status
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
-from api import settlement
+from api import settlement, settling
 from api.chain import sender
 from api.deps import AnyRole, ChainDep, GridViewer, ProgramAdmin, SessionDep, SettingsDep
+from api.jobs import wake
 from api.schemas import Timestamp
 from contracts.chain import ChainError
 from contracts.rewards import RewardPolicy
+from registry.errors import InvalidInput, NotFound, Problem
 from registry.keys import Role
 from registry.lookups import get_device
-from registry.tables import Settlement, SettlementReward
+from registry.tables import Program, Settlement, SettlementReward
 
 router = APIRouter(tags=["settlements"])
 
@@ -53,7 +57,7 @@ class SettlementIn(BaseModel):
     w_availability: float = Field(0.2, ge=0, le=1)
     w_data_quality: float = Field(0.1, ge=0, le=1)
     deliveries: Annotated[list[DeliveryIn], Field(min_length=1, max_length=100_000)]
-    send: bool = Field(True, description="Post on chain now (else only prepare)")
+    send: bool = Field(True, description="Post on chain, by a job (else only prepare)")
 
 
 class SettlementOut(BaseModel):
@@ -101,24 +105,72 @@ async def _on_chain(
         raise HTTPException(status.HTTP_502_BAD_GATEWAY, f"{exc.action}: {exc.reason}") from exc
 
 
-@router.post("/v1/settlements", status_code=status.HTTP_201_CREATED)
-async def create_settlement(
-    body: SettlementIn,
-    session: SessionDep,
-    settings: SettingsDep,
-    chain: ChainDep,
-    _: ProgramAdmin,
-    response: Response,
-) -> SettlementOut:
-    """Prepare an epoch's rewards (written before anything is sent) and post it. The
-    same epoch with the same rewards returns what is stored (200); with other rewards
-    409. A node that fails answers 502 and leaves the epoch to be sent again."""
+class SettlementJobOut(SettlementOut):
+    """An epoch and the job that sends it on chain (``GET /v1/jobs/{job_id}``)."""
+
+    job_id: str | None = Field(
+        description="The job that sends the epoch, or sent it last; null when none has"
+    )
+
+
+def _policy(body: SettlementIn) -> RewardPolicy:
     try:
-        policy = RewardPolicy(
+        return RewardPolicy(
             body.rate_ovpp_per_kwh, body.w_delivery, body.w_availability, body.w_data_quality
         )
     except ValueError as exc:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from exc
+        name, _, message = str(exc).partition(": ")
+        field = "w_delivery" if name == "weights" else name
+        raise InvalidInput([Problem(field, message)]) from exc
+
+
+def _in_background(
+    session: Session, request: Request, response: Response, row: Settlement, code: int
+) -> SettlementJobOut:
+    """Have a job send ``row`` unless it is confirmed: 202 when this starts one, else
+    ``code`` (the job under way, or the last one, is named)."""
+    job, started = None, False
+    if row.status != "confirmed":
+        job, started = settling.start(session, row.epoch)
+        session.commit()
+        wake(request.app)
+    else:
+        job = settling.latest(session, row.epoch)
+    response.status_code = status.HTTP_202_ACCEPTED if started else code
+    return SettlementJobOut.model_validate(
+        {**settlement.summary(row), "job_id": job.job_id if job else None}
+    )
+
+
+@router.post(
+    "/v1/settlements",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_description="Prepared; the job `job_id` sends it",
+    responses={
+        200: {
+            "model": SettlementJobOut,
+            "description": "The epoch was stored with the same rewards: nothing new",
+        },
+        201: {"model": SettlementJobOut, "description": "Prepared, not sent (`send` false)"},
+    },
+)
+async def create_settlement(
+    body: SettlementIn,
+    session: SessionDep,
+    chain: ChainDep,
+    request: Request,
+    _: ProgramAdmin,
+    response: Response,
+) -> SettlementJobOut:
+    """Prepare an epoch's rewards at once (written before anything is sent; bad input
+    422, an epoch stored with other rewards 409) and post it on chain in the
+    background: 202 with ``job_id``, the job that sends it. The same epoch with the
+    same rewards returns what is stored (200) and the job under way, starting none;
+    one left unsent by a job that failed gets a new job (202). A node that fails fails
+    the job and leaves the epoch to be sent again."""
+    policy = _policy(body)
+    if body.program_id is not None and session.get(Program, body.program_id) is None:
+        raise InvalidInput([Problem("program_id", "no such program", body.program_id)])
     deliveries = [settlement.Delivery(**d.model_dump()) for d in body.deliveries]
     existed = session.get(Settlement, body.epoch) is not None
     window = (body.start, body.end) if body.start and body.end else None
@@ -132,20 +184,38 @@ async def create_settlement(
         body.program_id,
         window,
     )
-    if existed:
-        response.status_code = status.HTTP_200_OK
-    if body.send:
-        row = await _on_chain(settlement.send, session, settings, chain, body.epoch)
-    return SettlementOut.model_validate(settlement.summary(row))
+    code = status.HTTP_200_OK if existed else status.HTTP_201_CREATED
+    if not body.send:
+        response.status_code = code
+        job = settling.latest(session, row.epoch)
+        return SettlementJobOut.model_validate(
+            {**settlement.summary(row), "job_id": job.job_id if job else None}
+        )
+    return _in_background(session, request, response, row, code)
 
 
-@router.post("/v1/settlements/{epoch}/send")
-async def send_settlement(
-    epoch: Epoch, session: SessionDep, settings: SettingsDep, chain: ChainDep, _: ProgramAdmin
-) -> SettlementOut:
-    """Post (or confirm) a prepared epoch; safe to repeat."""
-    row = await _on_chain(settlement.send, session, settings, chain, epoch)
-    return SettlementOut.model_validate(settlement.summary(row))
+@router.post(
+    "/v1/settlements/{epoch}/send",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_description="The job `job_id` sends it",
+    responses={
+        200: {
+            "model": SettlementJobOut,
+            "description": "Confirmed already, or a job sends it: nothing new",
+        }
+    },
+)
+def send_settlement(
+    epoch: Epoch, session: SessionDep, request: Request, _: ProgramAdmin, response: Response
+) -> SettlementJobOut:
+    """Post (or confirm) a prepared epoch in the background, as ``POST /v1/settlements``
+    does: 202 with a new job; 200 when the epoch is confirmed or a job already sends
+    it. Safe to repeat: an epoch whose transaction went through is confirmed, never
+    sent twice."""
+    row = session.get(Settlement, epoch)
+    if row is None:
+        raise NotFound("settlement", str(epoch))
+    return _in_background(session, request, response, row, status.HTTP_200_OK)
 
 
 @router.post("/v1/settlements/{epoch}/claims")

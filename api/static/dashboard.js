@@ -248,8 +248,12 @@
     $("#detail-id").textContent = r.id;
     const job = r.job || {};
     const parts = [`Status: ${r.status}`];
-    if (r.status === "planning" && job.status) {
-      parts.push(`job ${job.status} ${Math.round((job.progress || 0) * 100)}%${job.message ? ` (${job.message})` : ""}`);
+    // A settlement job is shown while it runs, and when it failed (its error says why).
+    const settling = job.kind === "settlement" && job.status !== "done";
+    if ((r.status === "planning" || settling) && job.status) {
+      const what = settling ? "settlement job" : "job";
+      parts.push(`${what} ${job.status} ${Math.round((job.progress || 0) * 100)}%${job.message ? ` (${job.message})` : ""}`);
+      if (settling && job.error) parts.push(job.error);
     }
     if (r.reason) parts.push(r.reason);
     if (r.plan && r.plan.devices_called !== undefined) parts.push(`${r.plan.devices_called} devices called`);

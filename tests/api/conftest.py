@@ -1,7 +1,9 @@
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
@@ -44,3 +46,13 @@ def demo_fleet(engine: Engine) -> None:
 
 def bearer(key: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {key}"}
+
+
+def wait_job(client: TestClient, key: str, job_id: str, timeout_s: float = 120) -> dict[str, Any]:
+    """The job once it is no longer queued or running (or as it stands at the timeout)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        body: dict[str, Any] = client.get(f"/v1/jobs/{job_id}", headers=bearer(key)).json()
+        if body["status"] not in ("queued", "running") or time.monotonic() > deadline:
+            return body
+        time.sleep(0.1)

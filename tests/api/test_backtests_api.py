@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import time
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import pandas as pd
 import pytest
@@ -20,7 +18,7 @@ from forecasting.features import DAY, FeatureSpec
 from forecasting.models import LoadForecaster
 from registry.db import session_factory
 from registry.demo import build_fleet, seed_demo
-from tests.api.conftest import bearer
+from tests.api.conftest import bearer, wait_job
 
 
 @pytest.fixture
@@ -28,15 +26,6 @@ def month(engine: Engine) -> None:
     """30 demo devices on one feeder with ten weeks of telemetry."""
     with session_factory(engine).begin() as session:
         seed_demo(session, build_fleet(30, 1, seed=5, days=70), vtn_url="http://x:1/y")
-
-
-def wait_done(client: TestClient, key: str, job_id: str) -> dict[str, Any]:
-    deadline = time.monotonic() + 120
-    while True:
-        body: dict[str, Any] = client.get(f"/v1/jobs/{job_id}", headers=bearer(key)).json()
-        if body["status"] not in ("queued", "running") or time.monotonic() > deadline:
-            return body
-        time.sleep(0.2)
 
 
 @pytest.mark.usefixtures("month")
@@ -47,7 +36,7 @@ def test_a_backtest_job_gives_the_metrics_of_the_backtest_itself(
     body = {"feeder": "F-01", "history_days": 70, "model": "linear", "folds": 2}
     started = client.post("/v1/backtests", json=body, headers=bearer(analyst))
     assert started.status_code == 202, started.text
-    job = wait_done(client, analyst, started.json()["job_id"])
+    job = wait_job(client, analyst, started.json()["job_id"])
     assert job["status"] == "done", job
     assert job["progress"] == 1.0 and job["kind"] == "backtest"
     result = job["result"]
@@ -84,7 +73,7 @@ def test_bad_backtests_are_refused_or_fail_with_the_reason(
         "/v1/backtests", json={"feeder": "F-01", "history_days": 7}, headers=analyst
     )
     assert short.status_code == 202
-    job = wait_done(client, keys["analyst"], short.json()["job_id"])
+    job = wait_job(client, keys["analyst"], short.json()["job_id"])
     assert job["status"] == "failed" and "test_start" in job["error"]
 
 

@@ -88,6 +88,15 @@ class Service:
         headers = {"Authorization": f"Bearer {self.keys[role]}"}
         return httpx.post(f"{self.url}{path}", headers=headers, json=body, timeout=30)
 
+    def wait_job(self, job_id: str, timeout_s: float = 120) -> dict[str, Any]:
+        """The job once it is no longer queued or running."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            job: dict[str, Any] = self.get(f"/v1/jobs/{job_id}")
+            if job["status"] not in ("queued", "running") or time.monotonic() > deadline:
+                return job
+            time.sleep(0.2)
+
 
 def _seeded_engine(template: Path, folder: Path) -> tuple[Engine, list[str], list[str]]:
     path = folder / "dashboard.db"
@@ -330,7 +339,9 @@ def test_rewards_per_epoch_follow_the_settlements(page: Page, service: Service) 
     ]
     settlement = {"epoch": 7, "rate_ovpp_per_kwh": 2.0, "deliveries": deliveries}
     posted = service.post("/v1/settlements", settlement, role="integrator")
-    assert posted.status_code in (200, 201), posted.text
+    assert posted.status_code in (200, 202), posted.text
+    job = service.wait_job(posted.json()["job_id"])
+    assert job["status"] == "done", job
 
     open_with_key(page, service, "analyst")
     epochs = service.get("/v1/settlements")

@@ -22,7 +22,7 @@ from api.settings import Settings
 from dispatch.simulator import BatteryModel, Misbehaviour, SimulatedVen, start_fleet, stop_fleet
 from registry.db import make_engine, session_factory
 from registry.keys import Role, create_key
-from tests.api.conftest import bearer
+from tests.api.conftest import bearer, wait_job
 from tests.conftest import free_port
 from tests.factories import device_fields, program_fields
 
@@ -133,12 +133,15 @@ def test_a_request_goes_from_submission_to_measured_delivery(
         events = client.get(
             "/v1/events", params={"capacity_request_id": body["id"]}, headers=operator
         ).json()
-        # Settled: the measured response becomes rewards on the embedded chain.
-        settled = client.post(
+        # Settled: the measured response becomes rewards on the embedded chain, sent
+        # by a job that marks the request settled.
+        settling = client.post(
             f"/v1/capacity-requests/{body['id']}/settle", json={}, headers=operator
         )
-        assert settled.status_code == 200, settled.text
-        epoch = settled.json()["settlement_epoch"]
+        assert settling.status_code == 202, settling.text
+        job = wait_job(client, keys[Role.operator], settling.json()["job_id"])
+        settled = client.get(f"/v1/capacity-requests/{body['id']}", headers=operator).json()
+        epoch = settled["settlement_epoch"]
         paid = client.get(f"/v1/settlements/{epoch}", headers=operator).json()
         claims = client.post(f"/v1/settlements/{epoch}/claims", headers=operator)
         assert claims.status_code == 200, claims.text
@@ -172,8 +175,11 @@ def test_a_request_goes_from_submission_to_measured_delivery(
     delivered = sum(i["delivered_kw"] for i in body["intervals"]) * STEP_S / 3600
     assert delivered == pytest.approx(measured["delivered_kwh"], rel=1e-6)
 
-    assert settled.json()["status"] == "settled" and epoch == 1
+    assert job["status"] == "done" and job["result"]["epoch"] == 1, job
+    assert settled["status"] == "settled" and epoch == 1
+    assert settled["history"][-1]["action"] == "settled"
     assert paid["status"] == "confirmed" and len(paid["leaves"]) == plan["devices_called"]
+    assert paid["tx_hash"] == job["result"]["tx_hash"] and paid["tx_hash"]
     rewarded = sum(leaf["delivered_kwh"] for leaf in paid["leaves"])
     assert rewarded == pytest.approx(measured["delivered_kwh"], rel=1e-6)
     # The program pays 0.5 OVPP per kWh of contribution (delivery, availability, data).
