@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -64,7 +65,8 @@ logger = logging.getLogger(__name__)
 
 JOB_KIND = "capacity_request"
 #: A reduction starting within this long leaves out loads idle over the last
-#: ``IDLE_LOOKBACK``: what they do now is what they would do then.
+#: ``IDLE_LOOKBACK``, and any request starting within it takes the loads' mean power
+#: over that span as their baseline: what they do now is what they would do then.
 IDLE_LOOKAHEAD = timedelta(hours=1)
 IDLE_LOOKBACK = timedelta(hours=1)
 #: Events of a request that are still live (cancelling sends a cancellation).
@@ -115,15 +117,17 @@ def build_problem(
     ``connected`` (the VEN ids the VTN hears from), devices whose VEN is not among them
     stay at their baseline."""
     horizon = horizon_for(row.start, row.end, now, _resolution_s(row))
-    # A reduction soon: a load that is off now has nothing to give.
-    soon = row.kw is not None and row.start - now <= IDLE_LOOKAHEAD
+    # A window soon: loads draw what they draw now, and one that is off has nothing
+    # to give to a reduction.
+    soon = row.start - now <= IDLE_LOOKAHEAD
     found = registry_fleet(
         session,
         horizon,
         feeder=row.feeder,
         region=row.region,
         now=now,
-        idle_within=IDLE_LOOKBACK if soon else None,
+        idle_within=IDLE_LOOKBACK if soon and row.kw is not None else None,
+        recent=IDLE_LOOKBACK if soon else None,
     )
     scope = f"feeder {row.feeder}" if row.feeder else f"region {row.region}"
     if not found.ven_of:
@@ -223,6 +227,7 @@ def _store_plan(row: CapacityRequestRow, built: Built, result: Plan, now: dateti
         "objective": round(result.objective, 6),
         "shortfall_kwh": round(outcome.shortfall_kwh, 6),
         "baseline_method": built.fleet.baseline_method,
+        "load_baselines": dict(sorted(Counter(built.fleet.load_baselines.values()).items())),
         "notes": [*built.fleet.notes, *result.notes],
         "idle": built.fleet.idle,
         "skipped": built.fleet.skipped,
