@@ -12,7 +12,12 @@ Planning (:func:`build_problem`): the enrolled, active devices of the feeder or 
 (:func:`api.fleet.registry_fleet`) over a horizon from the window's start (or now) to
 four hours past its end. A device that an earlier request overlapping this window
 holds (planned, dispatched or delivering) is not planned again: it counts as load at
-what that request asks of it, so two requests never book the same device.
+what that request asks of it, so two requests never book the same device. Plans are
+made under :attr:`Services.planning`, the dispatch rounds that re-plan around opt-outs
+too (:func:`replan`): each round looks again at what other requests hold, since one may
+have been planned while this one waited for answers, and keeps what it takes where
+requests planned after it see it. The devices a round left out, and why, are in the
+request's history.
 
 Every step is kept in the request's history; the request's intervals carry per
 interval ``requested_kw``, ``planned_kw``, ``shortfall_kw`` with its ``reasons``,
@@ -43,7 +48,7 @@ from api.settings import Settings
 from api.settlement import Delivery
 from dispatch.baselines import BaselineError
 from dispatch.measure import ON_OFF_TYPES, interval_length
-from dispatch.redispatch import Called, Dispatched, dispatch_request, setpoints, without
+from dispatch.redispatch import Called, Dispatched, Round, dispatch_request, setpoints, without
 from dispatch.vtn import Vtn
 from optimizer.prepare import prepare
 from optimizer.problem import CapacityRequest, Problem
@@ -357,11 +362,14 @@ async def dispatch_stage(
         job_store.set_progress(session, job_id, 0.7, "events out, waiting for answers")
     reuse = {"plan": first}
 
-    def planner(problem: Problem) -> Plan:
+    async def plan_round(problem: Problem) -> tuple[Plan, dict[str, str]]:
         if problem is built.problem and reuse["plan"] is not None:
             plan, reuse["plan"] = reuse["plan"], None
-            return plan
-        return plan_auto(problem, services.settings)
+            return plan, {}
+        # Other requests may have been planned since: under the planning lock, plan
+        # around what they hold now and keep what this round takes for the next.
+        async with services.planning:
+            return await asyncio.to_thread(replan, services, request_id, problem)
 
     outcome = await dispatch_request(
         vtn,
@@ -369,12 +377,32 @@ async def dispatch_stage(
         built.fleet.ven_of,
         answer_within_s=services.settings.dispatch_answer_within_s,
         max_rounds=services.settings.dispatch_max_rounds,
-        planner=planner,
         clock=services.clock,
         journal=_journal(services, request_id),
         on_off={d for d, kind in built.fleet.device_types.items() if kind in ON_OFF_TYPES},
+        plan_round=plan_round,
     )
     await asyncio.to_thread(_store_dispatch, services, request_id, outcome)
+
+
+def replan(services: Services, request_id: str, problem: Problem) -> tuple[Plan, dict[str, str]]:
+    """Plan a dispatch round of a request (``problem``: its fleet less the devices left
+    out so far) around the devices that overlapping requests hold now, as the database
+    has them, and keep the round's setpoints as what this request holds, so that
+    requests planned after it see them. Call it holding the planning lock.
+
+    Returns the plan and the devices other requests hold, by the request holding each.
+    """
+    now = services.clock()
+    with services.sessions() as session:
+        row = store.get_request(session, request_id)
+        problem, held = hold_devices(session, problem, row.start, row.end, request_id)
+    result = plan_auto(problem, services.settings)
+    with services.sessions.begin() as session:
+        row = store.get_request(session, request_id)
+        if row.status in store.HOLDING:
+            row.plan = {**row.plan, "setpoints": _wanted(result, now, row.end)}
+    return result, held
 
 
 def _store_dispatch(services: Services, request_id: str, outcome: Dispatched) -> None:
@@ -392,6 +420,8 @@ def _store_dispatch(services: Services, request_id: str, outcome: Dispatched) ->
                 round_.at,
                 round=number,
                 left_out=list(round_.left_out),
+                why=_why(round_, outcome),
+                held_by_other_requests=dict(round_.held),
                 called=len(round_.called),
                 expected_kw=[round(v, 4) for v in round_.expected_kw],
                 shortfall_kw=[round(v, 4) for v in round_.shortfall_kw],
@@ -438,6 +468,16 @@ def _store_dispatch(services: Services, request_id: str, outcome: Dispatched) ->
             opted_in=len(held),
             left_out=len(outcome.left_out),
         )
+
+
+def _why(round_: Round, outcome: Dispatched) -> dict[str, str]:
+    """Why each device was left out of a round."""
+    answered = {"optOut": "opted out", "none": "did not answer"}
+    why = {
+        d: answered.get(outcome.answers.get(d, "none"), "did not opt in") for d in round_.left_out
+    }
+    why.update({d: f"held by request {other}" for d, other in round_.held.items()})
+    return why
 
 
 async def run_job(services: Services, job: Job) -> None:
