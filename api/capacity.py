@@ -435,7 +435,7 @@ def _store_dispatch(services: Services, request_id: str, outcome: Dispatched) ->
                 interval["committed_kw"] = round(outcome.committed_kw[k], 6)
         row.intervals = intervals
         held = {
-            device: [called.start.isoformat(), list(called.values_kw)]
+            device: [called.start.isoformat(), _held_kw(called, outcome.last_plan)]
             for device, called in outcome.events.items()
             if outcome.answers.get(device) == "optIn"
         }
@@ -468,6 +468,20 @@ def _store_dispatch(services: Services, request_id: str, outcome: Dispatched) ->
             opted_in=len(held),
             left_out=len(outcome.left_out),
         )
+
+
+def _held_kw(called: Called, result: Plan | None) -> list[float]:
+    """What an opted-in event holds its device to [kW] (what requests planned later
+    count it as): its setpoints; for a ``SIMPLE`` event, nothing where its level sheds
+    the device and the device's baseline elsewhere."""
+    if called.signal != "SIMPLE" or result is None:
+        return list(called.values_kw)
+    base = result.baseline_kw[called.device_id]
+    at = int(pd.DatetimeIndex(base.index).searchsorted(_stamp(called.start)))
+    return [
+        0.0 if level >= 1 else round(float(base.iloc[at + k]), 6)
+        for k, level in enumerate(called.values_kw)
+    ]
 
 
 def _why(round_: Round, outcome: Dispatched) -> dict[str, str]:

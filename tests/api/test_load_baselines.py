@@ -14,10 +14,17 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
+from api import capacity
+from api.capacity import Services
 from api.fleet import registry_fleet
+from api.settings import Settings
 from dispatch.measure import measure, metered_kw
+from dispatch.redispatch import Called, Dispatched
+from optimizer import results
+from optimizer.devices import CurtailableLoad, Feeder, Fleet, Site
 from optimizer.prepare import prepare
-from optimizer.problem import Horizon, Problem
+from optimizer.problem import CapacityRequest, Horizon, Problem
+from registry import requests
 from registry.db import session_factory
 from registry.devices import create_device
 from registry.enrollment import enroll
@@ -178,3 +185,49 @@ def test_a_later_window_follows_each_loads_profile_by_time_of_day(session: Sessi
     found = registry_fleet(session, saturday, feeder="F-P", now=NOW)
     baseline = prepare(Problem(saturday, found.fleet)).baseline_kw
     assert baseline[ids["PP"]] == pytest.approx([12 / 7] * 4)
+
+
+def test_a_shed_on_off_load_is_held_at_its_power_not_at_its_levels(engine: Engine) -> None:
+    """Requests planned later count a pool pump that opted into a SIMPLE event as the
+    load it will be: off where the event sheds it, its baseline elsewhere."""
+    sessions = session_factory(engine)
+    start = datetime(2026, 11, 21, 17, tzinfo=UTC)
+    horizon = Horizon(pd.Timestamp(start), 8, timedelta(minutes=15))
+    pump = CurtailableLoad(
+        "pump", "site", [1.5] * 8, max_curtail_frac=1.0, rebound_frac=1.0, p_max_kw=3.0
+    )
+    fleet = Fleet(sites=(Site("site", "F-S"),), feeders=(Feeder("F-S"),), curtailable_loads=(pump,))
+    end = start + timedelta(minutes=30)
+    cut = CapacityRequest("cut", pd.Timestamp(start), pd.Timestamp(end), feeder="F-S", kw=1.0)
+    result = results.plan(Problem(horizon, fleet, requests=(cut,)))
+    with sessions.begin() as session:
+        row = requests.create_request(
+            session,
+            start=start,
+            end=end,
+            feeder="F-S",
+            region=None,
+            kw=1.0,
+            cap_kw=None,
+            price_per_kwh=0.0,
+            shortfall_price_per_kwh=10.0,
+            auto_dispatch=True,
+            resolution_s=900,
+            created_by="test",
+        )
+        row.status = "planned"
+        request_id = row.request_id
+    levels = Called("pump", "ven-pump", "ev-1", start, (1.0, 1.0, 0.0), start, "SIMPLE")
+    outcome = Dispatched(
+        request_id,
+        [start, start + timedelta(minutes=15)],
+        [1.0, 1.0],
+        events={"pump": levels},
+        answers={"pump": "optIn"},
+        last_plan=result,
+    )
+    services = Services(sessions, Settings(vtn_enabled=False), clock=lambda: start)
+    capacity._store_dispatch(services, request_id, outcome)
+    with sessions() as session:
+        held = requests.get_request(session, request_id).plan["setpoints"]
+    assert held == {"pump": [start.isoformat(), [0.0, 0.0, 1.5]]}
