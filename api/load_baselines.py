@@ -155,10 +155,14 @@ def _history(
             Reading.device_key.in_(list(keys)), Reading.ts >= start, Reading.ts < end
         )
     ).all()
-    frame = pd.DataFrame(rows, columns=["device_key", "ts", "p_kw"])
-    frame["device_id"] = frame["device_key"].map(keys)
-    frame["ts"] = pd.to_datetime(frame["ts"], utc=True)
-    return frame
+    device_keys, stamps, power = (list(c) for c in zip(*rows, strict=True)) if rows else ([],) * 3
+    return pd.DataFrame(
+        {
+            "device_id": pd.Series(device_keys, dtype=object).map(keys),
+            "ts": pd.to_datetime(pd.Series(stamps, dtype=object), utc=True),
+            "p_kw": pd.Series(power, dtype=float),
+        }
+    )
 
 
 def load_baselines(
