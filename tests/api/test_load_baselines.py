@@ -102,8 +102,7 @@ def test_a_load_drawing_half_its_rating_is_planned_from_what_it_draws(
     assert setpoints[ids["TS-2"]][1] == pytest.approx([1.26] * 4, abs=1e-4)
 
     # Measured meter-before, as a load with an hour of readings is, the metered
-    # thermostat is asked for what the plan expects of it; had it been planned at its
-    # nominal 1.8 kW, the plan would have expected 0.54 kW that measurement never asks.
+    # thermostat is asked for what the plan expects of it.
     start = datetime.fromisoformat(times["start"])
     with session_factory(engine)() as session:
         before = metered_kw(read_telemetry(session, ids["TS-1"]))
@@ -119,6 +118,10 @@ def test_a_load_drawing_half_its_rating_is_planned_from_what_it_draws(
     assert measured.intervals["requested_kw"].to_numpy() == pytest.approx([0.45] * 4)
     assert measured.requested_kwh == pytest.approx(0.45)
     assert measured.delivered_kwh == pytest.approx(0.45)
+    # Planned at its nominal 1.8 kW it would have been sent 1.26 kW: the plan would
+    # expect 0.54 kW of it, and measurement ask 0.24.
+    nominal = measure([{**i, "value": 1.26} for i in event], readings_kw, "thermostat")
+    assert nominal.requested_kwh == pytest.approx(0.24)
 
 
 # A Monday morning; the loads below have reported every 15 minutes for the week before.
