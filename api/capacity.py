@@ -12,7 +12,12 @@ Planning (:func:`build_problem`): the enrolled, active devices of the feeder or 
 (:func:`api.fleet.registry_fleet`) over a horizon from the window's start (or now) to
 four hours past its end. A device that an earlier request overlapping this window
 holds (planned, dispatched or delivering) is not planned again: it counts as load at
-what that request asks of it, so two requests never book the same device.
+what that request asks of it, so two requests never book the same device. Plans are
+made under :attr:`Services.planning`, the dispatch rounds that re-plan around opt-outs
+too (:func:`replan`): each round looks again at what other requests hold, since one may
+have been planned while this one waited for answers, and keeps what it takes where
+requests planned after it see it. The devices a round left out, and why, are in the
+request's history.
 
 Every step is kept in the request's history; the request's intervals carry per
 interval ``requested_kw``, ``planned_kw``, ``shortfall_kw`` with its ``reasons``,
@@ -24,6 +29,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -43,7 +49,7 @@ from api.settlement import Delivery
 from contracts.chain import Chain
 from dispatch.baselines import BaselineError
 from dispatch.measure import ON_OFF_TYPES, interval_length
-from dispatch.redispatch import Called, Dispatched, dispatch_request, setpoints, without
+from dispatch.redispatch import Called, Dispatched, Round, dispatch_request, setpoints, without
 from dispatch.vtn import Vtn
 from optimizer.prepare import prepare
 from optimizer.problem import CapacityRequest, Problem
@@ -65,7 +71,8 @@ logger = logging.getLogger(__name__)
 
 JOB_KIND = "capacity_request"
 #: A reduction starting within this long leaves out loads idle over the last
-#: ``IDLE_LOOKBACK``: what they do now is what they would do then.
+#: ``IDLE_LOOKBACK``, and any request starting within it takes the loads' mean power
+#: over that span as their baseline: what they do now is what they would do then.
 IDLE_LOOKAHEAD = timedelta(hours=1)
 IDLE_LOOKBACK = timedelta(hours=1)
 #: Events of a request that are still live (cancelling sends a cancellation).
@@ -120,15 +127,17 @@ def build_problem(
     ``connected`` (the VEN ids the VTN hears from), devices whose VEN is not among them
     stay at their baseline."""
     horizon = horizon_for(row.start, row.end, now, _resolution_s(row))
-    # A reduction soon: a load that is off now has nothing to give.
-    soon = row.kw is not None and row.start - now <= IDLE_LOOKAHEAD
+    # A window soon: loads draw what they draw now, and one that is off has nothing
+    # to give to a reduction.
+    soon = row.start - now <= IDLE_LOOKAHEAD
     found = registry_fleet(
         session,
         horizon,
         feeder=row.feeder,
         region=row.region,
         now=now,
-        idle_within=IDLE_LOOKBACK if soon else None,
+        idle_within=IDLE_LOOKBACK if soon and row.kw is not None else None,
+        recent=IDLE_LOOKBACK if soon else None,
     )
     scope = f"feeder {row.feeder}" if row.feeder else f"region {row.region}"
     if not found.ven_of:
@@ -228,6 +237,7 @@ def _store_plan(row: CapacityRequestRow, built: Built, result: Plan, now: dateti
         "objective": round(result.objective, 6),
         "shortfall_kwh": round(outcome.shortfall_kwh, 6),
         "baseline_method": built.fleet.baseline_method,
+        "load_baselines": dict(sorted(Counter(built.fleet.load_baselines.values()).items())),
         "notes": [*built.fleet.notes, *result.notes],
         "idle": built.fleet.idle,
         "skipped": built.fleet.skipped,
@@ -357,11 +367,14 @@ async def dispatch_stage(
         job_store.set_progress(session, job_id, 0.7, "events out, waiting for answers")
     reuse = {"plan": first}
 
-    def planner(problem: Problem) -> Plan:
+    async def plan_round(problem: Problem) -> tuple[Plan, dict[str, str]]:
         if problem is built.problem and reuse["plan"] is not None:
             plan, reuse["plan"] = reuse["plan"], None
-            return plan
-        return plan_auto(problem, services.settings)
+            return plan, {}
+        # Other requests may have been planned since: under the planning lock, plan
+        # around what they hold now and keep what this round takes for the next.
+        async with services.planning:
+            return await asyncio.to_thread(replan, services, request_id, problem)
 
     outcome = await dispatch_request(
         vtn,
@@ -369,12 +382,32 @@ async def dispatch_stage(
         built.fleet.ven_of,
         answer_within_s=services.settings.dispatch_answer_within_s,
         max_rounds=services.settings.dispatch_max_rounds,
-        planner=planner,
         clock=services.clock,
         journal=_journal(services, request_id),
         on_off={d for d, kind in built.fleet.device_types.items() if kind in ON_OFF_TYPES},
+        plan_round=plan_round,
     )
     await asyncio.to_thread(_store_dispatch, services, request_id, outcome)
+
+
+def replan(services: Services, request_id: str, problem: Problem) -> tuple[Plan, dict[str, str]]:
+    """Plan a dispatch round of a request (``problem``: its fleet less the devices left
+    out so far) around the devices that overlapping requests hold now, as the database
+    has them, and keep the round's setpoints as what this request holds, so that
+    requests planned after it see them. Call it holding the planning lock.
+
+    Returns the plan and the devices other requests hold, by the request holding each.
+    """
+    now = services.clock()
+    with services.sessions() as session:
+        row = store.get_request(session, request_id)
+        problem, held = hold_devices(session, problem, row.start, row.end, request_id)
+    result = plan_auto(problem, services.settings)
+    with services.sessions.begin() as session:
+        row = store.get_request(session, request_id)
+        if row.status in store.HOLDING:
+            row.plan = {**row.plan, "setpoints": _wanted(result, now, row.end)}
+    return result, held
 
 
 def _store_dispatch(services: Services, request_id: str, outcome: Dispatched) -> None:
@@ -392,6 +425,8 @@ def _store_dispatch(services: Services, request_id: str, outcome: Dispatched) ->
                 round_.at,
                 round=number,
                 left_out=list(round_.left_out),
+                why=_why(round_, outcome),
+                held_by_other_requests=dict(round_.held),
                 called=len(round_.called),
                 expected_kw=[round(v, 4) for v in round_.expected_kw],
                 shortfall_kw=[round(v, 4) for v in round_.shortfall_kw],
@@ -405,7 +440,7 @@ def _store_dispatch(services: Services, request_id: str, outcome: Dispatched) ->
                 interval["committed_kw"] = round(outcome.committed_kw[k], 6)
         row.intervals = intervals
         held = {
-            device: [called.start.isoformat(), list(called.values_kw)]
+            device: [called.start.isoformat(), _held_kw(called, outcome.last_plan)]
             for device, called in outcome.events.items()
             if outcome.answers.get(device) == "optIn"
         }
@@ -438,6 +473,30 @@ def _store_dispatch(services: Services, request_id: str, outcome: Dispatched) ->
             opted_in=len(held),
             left_out=len(outcome.left_out),
         )
+
+
+def _held_kw(called: Called, result: Plan | None) -> list[float]:
+    """What an opted-in event holds its device to [kW] (what requests planned later
+    count it as): its setpoints; for a ``SIMPLE`` event, nothing where its level sheds
+    the device and the device's baseline elsewhere."""
+    if called.signal != "SIMPLE" or result is None:
+        return list(called.values_kw)
+    base = result.baseline_kw[called.device_id]
+    at = int(pd.DatetimeIndex(base.index).searchsorted(_stamp(called.start)))
+    return [
+        0.0 if level >= 1 else round(float(base.iloc[at + k]), 6)
+        for k, level in enumerate(called.values_kw)
+    ]
+
+
+def _why(round_: Round, outcome: Dispatched) -> dict[str, str]:
+    """Why each device was left out of a round."""
+    answered = {"optOut": "opted out", "none": "did not answer"}
+    why = {
+        d: answered.get(outcome.answers.get(d, "none"), "did not opt in") for d in round_.left_out
+    }
+    why.update({d: f"held by request {other}" for d, other in round_.held.items()})
+    return why
 
 
 async def run_job(services: Services, job: Job) -> None:

@@ -8,7 +8,10 @@ defaults of :mod:`api.planning` for what the registry cannot say. The load behin
 meters that nobody controls (devices without an open enrolment, smart meters) is
 forecast over the horizon from their telemetry with
 :func:`api.forecasts.forecast_scope` (P50) and carried by one site per feeder; without
-such telemetry it is taken as zero and the notes say so.
+such telemetry it is taken as zero and the notes say so. Heat pumps, thermostats, pool
+pumps and water heaters with telemetry take their baseline from their own readings
+(:mod:`api.load_baselines`: recent power for a window starting soon, else their
+profile by time of day), and the notes say how many loads got which baseline.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.orm import Session
 
 from api.forecasts import ForecastQuery, forecast_scope
+from api.load_baselines import load_baselines
 from api.planning import fleet_from_rows
 from optimizer.devices import Fleet, Site
 from optimizer.problem import Horizon
@@ -64,6 +68,8 @@ class RegistryFleet:
     baseline_method: str = "none"
     #: Loads left out as idle (see ``idle_within``).
     idle: list[str] = field(default_factory=list)
+    #: How each load's baseline was made (``recent``, ``profile`` or ``nominal``).
+    load_baselines: dict[str, str] = field(default_factory=dict)
 
 
 def _mean_power(
@@ -110,13 +116,18 @@ def registry_fleet(
     program_id: str | None = None,
     now: datetime,
     idle_within: timedelta | None = None,
+    recent: timedelta | None = None,
 ) -> RegistryFleet:
     """The enrolled, active devices of ``feeder`` and/or ``region`` (all when neither
     is given), enrolled in ``program_id`` when given, as a fleet over ``horizon``.
 
     With ``idle_within``, loads whose metered power over that span before ``now``
     averaged below :data:`IDLE_FRAC` of their rating are left out (a load that is off
-    has nothing to reduce); loads without readings in the span stay in.
+    has nothing to reduce); loads without readings in the span stay in. With
+    ``recent`` (a window starting soon), loads with readings in that span before
+    ``now`` hold their mean power over it as their baseline; the others follow their
+    profile by time of day, or their nominal baseline without telemetry
+    (:func:`api.load_baselines.load_baselines`).
 
     Raises
     ------
@@ -150,16 +161,30 @@ def registry_fleet(
         [d.device_key for d, _ in rows if d.e_max_kwh],
         now - timedelta(hours=SOC_MAX_AGE_H),
     )
+    loads = [d for d, _ in rows if d.device_type in LOAD_TYPES]
+    means: dict[timedelta, dict[int, float]] = {}
+
+    def mean_over(span: timedelta) -> dict[int, float]:
+        if span not in means:
+            means[span] = _mean_power(session, [d.device_key for d in loads], now - span, now)
+        return means[span]
+
     idle: list[str] = []
     if idle_within is not None:
-        loads = [d for d, _ in rows if d.device_type in LOAD_TYPES]
-        mean = _mean_power(session, [d.device_key for d in loads], now - idle_within, now)
+        mean = mean_over(idle_within)
         idle = [
             d.device_id
             for d in loads
             if d.device_key in mean and mean[d.device_key] < IDLE_FRAC * max(d.p_max_kw, 0.0)
         ]
         rows = [row for row in rows if row[0].device_id not in set(idle)]
+    baselines = load_baselines(
+        session,
+        [d for d, _ in rows],
+        horizon,
+        now=now,
+        recent_kw=mean_over(recent) if recent is not None else None,
+    )
     records: list[dict[str, Any]] = []
     ven_of: dict[str, str] = {}
     types: dict[str, str] = {}
@@ -173,13 +198,22 @@ def registry_fleet(
         records.append(record)
         ven_of[device.device_id] = str(ven_id)
         types[device.device_id] = device.device_type
-    built = fleet_from_rows(records, horizon)
-    found = RegistryFleet(built.fleet, ven_of, types, skipped=built.skipped, idle=idle)
+    built = fleet_from_rows(records, horizon, baselines=baselines.kw)
+    found = RegistryFleet(
+        built.fleet,
+        ven_of,
+        types,
+        skipped=built.skipped,
+        idle=idle,
+        load_baselines=baselines.method,
+    )
     if idle:
         found.notes.append(
             f"{len(idle)} loads averaged below {IDLE_FRAC:.0%} of their rating over the last "
             f"{idle_within}: off, nothing to reduce, left out"
         )
+    if baselines.method:
+        found.notes.append(baselines.note(recent))
     if not rows:
         found.notes.append(f"no active device of {name} {value} has an open enrolment")
         return found

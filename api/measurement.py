@@ -1,5 +1,10 @@
 """Measuring stored events: an event's delivered response from the device's telemetry,
-into the device's delivery record once, and kept in the event's log."""
+into the device's delivery record once, and kept in the event's log.
+
+The baseline measured against is measurement's own (:mod:`dispatch.measure`: 10-in-10
+or meter-before), from the same readings that gave the plan its baseline of the load;
+how the two relate, and so how what the plan expects of a device compares with what
+measurement asks of it, is set out in :mod:`api.load_baselines`."""
 
 from __future__ import annotations
 

@@ -16,13 +16,20 @@ COP 3, 10 kWh/°C, 0.25 kW/°C and 5 °C outside; pool pumps run 4 h and water h
 2 h at their rating anywhere in the horizon; thermostats follow 60% of their rating
 and may shed 30%; PV follows a clear-day bell from 06:00 to 18:00 UTC scaled to its
 rating; smart meters are not controllable and are left out.
+
+A load whose baseline is known from its telemetry (``baselines`` of
+:func:`fleet_from_rows`, from :mod:`api.load_baselines`) follows it instead: a
+thermostat's forecast is that baseline; a heat pump holds its temperature in an
+outdoor temperature at which that takes the baseline's power; a pool pump or water
+heater is a curtailable load at that baseline which may be switched off for as long as
+its usual run (4 h and 2 h) and runs the energy it missed later.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +45,7 @@ from optimizer.devices import (
     Fleet,
     HeatPump,
     PhotovoltaicSystem,
+    Series,
     ShiftableLoad,
     Site,
 )
@@ -73,9 +81,14 @@ def read_fleet(path: Path, horizon: Horizon, feeder_capacity_kw: float | None = 
 
 
 def fleet_from_rows(
-    rows: Iterable[Mapping[str, Any]], horizon: Horizon, feeder_capacity_kw: float | None = None
+    rows: Iterable[Mapping[str, Any]],
+    horizon: Horizon,
+    feeder_capacity_kw: float | None = None,
+    baselines: Mapping[str, Series] | None = None,
 ) -> FleetFile:
-    """Turn device rows into optimizer devices, sites and feeders.
+    """Turn device rows into optimizer devices, sites and feeders; ``baselines`` gives
+    by device id what a load draws without a plan [kW], one value per interval of the
+    horizon (loads not in it get the nominal baselines of the module's docstring).
 
     Raises
     ------
@@ -101,7 +114,8 @@ def fleet_from_rows(
             problem = problems_from(exc)[0]
             raise PlanningInputError(f"line {number}: {problem.field}: {problem.message}") from None
         sites.setdefault(device.site_id, (device.feeder, device.region))
-        converted = _device(device, extra, horizon, number)
+        measured = (baselines or {}).get(_device_id(device))
+        converted = _device(device, extra, horizon, number, measured)
         if converted is None:
             skipped.append(f"line {number}: {device.device_type.value} is not controllable")
             continue
@@ -138,7 +152,11 @@ def _time(extra: Mapping[str, Any], name: str, default: pd.Timestamp, line: int)
 
 
 def _device(
-    device: DeviceIn, extra: Mapping[str, Any], horizon: Horizon, line: int
+    device: DeviceIn,
+    extra: Mapping[str, Any],
+    horizon: Horizon,
+    line: int,
+    measured: Series | None = None,
 ) -> tuple[str, Any] | None:
     kind = device.device_type.value
     common: dict[str, Any] = {
@@ -177,6 +195,15 @@ def _device(
         )
     if kind in ("pool_pump", "water_heater"):
         run_h = 4.0 if kind == "pool_pump" else 2.0
+        if measured is not None:
+            return "curtailable_loads", CurtailableLoad(
+                **common,
+                baseline_kw=tuple(measured),
+                max_curtail_frac=1.0,
+                max_event_h=run_h,
+                rebound_frac=1.0,
+                p_max_kw=max(device.p_max_kw, 0.0),
+            )
         run = max(1, round(run_h / horizon.step_h))
         return "shiftable_loads", ShiftableLoad(
             **common,
@@ -185,13 +212,14 @@ def _device(
             latest_start=horizon.start + (steps - min(run, steps)) * horizon.resolution,
         )
     if kind == "thermostat":
+        nominal = [0.6 * max(device.p_max_kw, 0.0)] * steps
         return "curtailable_loads", CurtailableLoad(
             **common,
-            baseline_kw=[0.6 * max(device.p_max_kw, 0.0)] * steps,
+            baseline_kw=tuple(measured) if measured is not None else nominal,
             p_max_kw=device.p_max_kw,
         )
     if kind == "heat_pump":
-        return "heat_pumps", HeatPump(
+        pump = HeatPump(
             **common,
             p_max_kw=max(device.p_max_kw, 0.0),
             cop=3.0,
@@ -199,11 +227,20 @@ def _device(
             heat_loss_kw_per_c=0.25,
             outdoor_temp_c=[5.0] * steps,
         )
+        return "heat_pumps", pump if measured is None else _drawing(pump, measured)
     if kind == "pv_inverter":
         return "pv_systems", PhotovoltaicSystem(
             **common, forecast_kw=clear_day_kw(horizon, -device.p_min_kw)
         )
     return None
+
+
+def _drawing(pump: HeatPump, baseline_kw: Series) -> HeatPump:
+    """``pump`` in the outdoor temperature at which holding its starting temperature
+    takes ``baseline_kw`` (within its rating), so that its baseline is that power."""
+    held = min(max(pump.temp_initial_c, pump.temp_min_c), pump.temp_max_c)
+    outdoor = [held - p * pump.cop / pump.heat_loss_kw_per_c for p in baseline_kw]
+    return replace(pump, outdoor_temp_c=outdoor)
 
 
 def _device_id(device: DeviceIn) -> str:

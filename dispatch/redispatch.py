@@ -10,7 +10,9 @@ fleet is planned again for the same request. Devices whose setpoints change get 
 event modified (and answer again); devices the new plan no longer needs get a
 cancellation. Rounds go on until every called device has opted in, ``max_rounds`` is
 reached or the window is over. Planning runs in a worker thread, so the VTN keeps
-serving VENs meanwhile.
+serving VENs meanwhile; or, with ``plan_round``, however the caller plans a round: it
+may also leave out devices that other requests have taken while this one waited for
+answers (they get no event of this request, and a call they had is cancelled).
 
 The outcome shows per interval of the request what was requested, what the last plan
 expects (``planned_kw``) and what the devices that opted in commit to
@@ -20,7 +22,7 @@ expects (``planned_kw``) and what the devices that opted in commit to
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Awaitable, Callable, Collection, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -35,6 +37,9 @@ from optimizer.problem import Problem, series
 from optimizer.results import Plan, plan
 
 Journal = Callable[[str, "Called"], None]
+#: Plans one round: the plan of the problem it is given (left-out devices as load)
+#: and the devices it left out because other requests hold them, by request id.
+RoundPlanner = Callable[[Problem], Awaitable[tuple[Plan, dict[str, str]]]]
 
 #: Below this a planned change from baseline is no change [kW].
 CALL_TOLERANCE_KW = 1e-3
@@ -56,13 +61,16 @@ class Called:
 
 @dataclass(frozen=True)
 class Round:
-    """One planning round: who was left out, who was called, what the plan expects."""
+    """One planning round: who was left out (having opted out or stayed silent), who
+    was called, what the plan expects, and the devices other requests held, by the
+    request holding each."""
 
     at: datetime
     left_out: tuple[str, ...]
     called: tuple[str, ...]
     expected_kw: tuple[float, ...]
     shortfall_kw: tuple[float, ...]
+    held: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -177,6 +185,7 @@ async def dispatch_request(
     poll_s: float = 0.1,
     journal: Journal | None = None,
     on_off: Collection[str] = (),
+    plan_round: RoundPlanner | None = None,
 ) -> Dispatched:
     """Plan ``problem`` (one capacity request), send the events, and re-plan around
     opt-outs and silent VENs (see the module docstring). ``ven_of`` maps each
@@ -184,9 +193,15 @@ async def dispatch_request(
     ``journal(action, called)`` hears of every event as it is ``sent``, ``modified`` or
     ``cancelled``, before any answer can come back. Devices in ``on_off`` (pool pumps,
     water heaters) get ``SIMPLE`` events instead: level 1 (shed, off) where the plan
-    takes them below their baseline, 0 (normal) elsewhere.
+    takes them below their baseline, 0 (normal) elsewhere. ``plan_round``, when given,
+    plans every round instead of ``planner`` in a worker thread.
     """
     journal = journal or _silent
+
+    async def in_thread(problem: Problem) -> tuple[Plan, dict[str, str]]:
+        return await asyncio.to_thread(planner, problem), {}
+
+    plan_round = plan_round or in_thread
     if len(problem.requests) != 1:
         raise ValueError(
             f"requests: one capacity request per dispatch, not {len(problem.requests)}"
@@ -202,11 +217,11 @@ async def dispatch_request(
     baseline = pd.DataFrame(data.baseline_kw, index=problem.horizon.index)
     for _ in range(max_rounds):
         # Planning takes seconds for a large fleet: off the event loop that serves VENs.
-        result = await asyncio.to_thread(planner, without(problem, left_out, baseline))
+        result, held = await plan_round(without(problem, left_out, baseline))
         # Events end with the window: what the plan does after it (storage
         # recovering its charge) is left to the devices.
         wanted = setpoints(result, clock(), until=end)
-        wanted = {d: v for d, v in wanted.items() if d not in left_out}
+        wanted = {d: v for d, v in wanted.items() if d not in left_out and d not in held}
         wanted = shed_levels(wanted, result, set(on_off))
         request_outcome = result.requests[0]
         outcome.intervals = [
@@ -222,6 +237,7 @@ async def dispatch_request(
                 tuple(sorted(wanted)),
                 tuple(outcome.planned_kw),
                 tuple(float(v) for v in request_outcome.shortfall_kw),
+                dict(held),
             )
         )
         _send(vtn, outcome, wanted, ven_of, step, clock, journal, set(on_off))

@@ -8,7 +8,7 @@ import asyncio
 import random
 import shutil
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -21,6 +21,7 @@ from api.main import create_app
 from api.settings import Settings
 from dispatch.simulator import BatteryModel, Misbehaviour, SimulatedVen, start_fleet, stop_fleet
 from registry.db import make_engine, session_factory
+from registry.devices import record_delivery
 from registry.keys import Role, create_key
 from tests.api.conftest import bearer, wait_job
 from tests.conftest import free_port
@@ -31,6 +32,7 @@ OPT_OUT = {0, 1, 2}
 OFFLINE = {3}
 KW = 61.0  # more than the 12 batteries that behave can give (60 kW): some must be called
 STEP_S = 10
+STEP_S_DELTA = timedelta(seconds=STEP_S)
 
 
 @pytest.fixture
@@ -186,3 +188,146 @@ def test_a_request_goes_from_submission_to_measured_delivery(
     assert 0 < paid["total_ovpp"] <= 0.5 * rewarded * 1.0001
     assert sum(claims.json().values()) >= 1
     assert again.status_code == 409  # settled once
+
+
+class GatedVen(SimulatedVen):
+    """A VEN that answers no event before ``gate`` opens (its operator is slow)."""
+
+    def __init__(self, *args: Any, gate: asyncio.Event, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.gate = gate
+
+    async def _on_event(self, event: dict[str, Any]) -> str:
+        await self.gate.wait()
+        return await super()._on_event(event)
+
+
+def _overlap(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    def span(event: dict[str, Any]) -> tuple[datetime, datetime]:
+        first, last = event["intervals"][0], event["intervals"][-1]
+        end = datetime.fromisoformat(last["start"]) + timedelta(minutes=last["minutes"])
+        return datetime.fromisoformat(first["start"]), end
+
+    (a0, a1), (b0, b1) = span(a), span(b)
+    return a0 < b1 and b0 < a1
+
+
+def test_a_replan_round_leaves_the_devices_a_later_request_took_meanwhile(
+    loop_engine: Engine, tmp_path: Path
+) -> None:
+    """Request A calls the three batteries with a perfect record, whose operators are
+    slow and then opt out; while A waits for them, B is planned on the same feeder and
+    window and takes some of the others. A's re-plan round must not call B's."""
+    with session_factory(loop_engine).begin() as session:
+        keys = {
+            r: create_key(session, f"replan-{r.value}", r) for r in (Role.operator, Role.integrator)
+        }
+    operator, integrator = bearer(keys[Role.operator]), bearer(keys[Role.integrator])
+    url = f"http://127.0.0.1:{free_port()}/OpenADR2/Simple/2.0b"
+    settings = Settings(
+        var_dir=tmp_path,
+        vtn_url=url,
+        vtn_poll_interval_s=1,
+        vtn_report_interval_s=1,
+        dispatch_answer_within_s=40,
+        job_poll_s=0.2,
+    )
+    slow = {0, 1, 2}
+    with TestClient(create_app(settings, engine=loop_engine)) as client:
+        assert client.post("/v1/programs", json=program_fields(), headers=operator).is_success
+        ven_ids, device_ids = [], []
+        for i in range(12):
+            fields = device_fields(f"SN-RE-{i:02d}", site_id=f"site-{i:02d}", feeder="F-R")
+            device = client.post("/v1/devices", json=fields, headers=integrator).json()
+            enrolled = client.post(
+                "/v1/enrollments",
+                json={"device_id": device["device_id"], "program_id": "RES-DR"},
+                headers=integrator,
+            ).json()
+            ven_ids.append(enrolled["ven_id"])
+            device_ids.append(device["device_id"])
+        # The others have delivered 90% of what they were asked: plans prefer the three.
+        with session_factory(loop_engine).begin() as session:
+            for i, device_id in enumerate(device_ids):
+                if i not in slow:
+                    record_delivery(session, device_id, 10.0, 9.0)
+
+        def get(path: str, **params: Any) -> Any:
+            return client.get(path, params=params, headers=operator).json()
+
+        def post(body: dict[str, Any]) -> str:
+            answer = client.post("/v1/capacity-requests", json=body, headers=operator)
+            assert answer.status_code == 202, answer.text
+            return str(answer.json()["id"])
+
+        async def until(check: Callable[[], Any], what: str, timeout_s: float = 60) -> Any:
+            deadline = time.monotonic() + timeout_s
+            while not (found := await asyncio.to_thread(check)):
+                assert time.monotonic() < deadline, what
+                await asyncio.sleep(0.2)
+            return found
+
+        async def scenario() -> tuple[str, str]:
+            gate, open_ = asyncio.Event(), asyncio.Event()
+            open_.set()
+            vens = [
+                GatedVen(
+                    ven_ids[i],
+                    url,
+                    BatteryModel(13.5, 5.0, soc=0.8, efficiency=1.0),
+                    behaviour=Misbehaviour(opt_out=1.0 if i in slow else 0.0),
+                    rng=random.Random(i),
+                    report_interval_s=1,
+                    tick_s=0.1,
+                    gate=gate if i in slow else open_,
+                )
+                for i in range(12)
+            ]
+            await start_fleet(vens)
+            try:
+                await asyncio.sleep(2)  # first reports: state of charge
+                now = time.time()
+                start = datetime.fromtimestamp(now - now % STEP_S + 6 * STEP_S, UTC)
+                times = {"start": start.isoformat(), "end": (start + 3 * STEP_S_DELTA).isoformat()}
+                fields = {"feeder": "F-R", "kw": 15.0, "resolution_s": STEP_S, **times}
+                first = await asyncio.to_thread(post, fields)
+                called = await until(
+                    lambda: get("/v1/events", capacity_request_id=first), "A's first events"
+                )
+                assert {e["device_id"] for e in called} == {device_ids[i] for i in slow}
+                second = await asyncio.to_thread(post, fields)
+                await until(
+                    lambda: get(f"/v1/capacity-requests/{second}")["status"] == "dispatched",
+                    "B dispatched",
+                )
+                gate.set()  # A hears the opt-outs only now, and plans a second round
+                await until(
+                    lambda: get(f"/v1/capacity-requests/{first}")["status"] == "dispatched",
+                    "A dispatched",
+                )
+                return first, second
+            finally:
+                gate.set()
+                await stop_fleet(vens)
+
+        first, second = asyncio.run(scenario())
+        a, b = (get(f"/v1/capacity-requests/{r}") for r in (first, second))
+        events = {r: get("/v1/events", capacity_request_id=r) for r in (first, second)}
+
+    taken_by_b = set(b["plan"]["setpoints"])
+    assert taken_by_b and not taken_by_b & {device_ids[i] for i in slow}
+    rounds = [e for e in a["history"] if e["action"] == "round"]
+    assert len(rounds) == 2
+    # A's second round saw what B holds, left it out and says why.
+    assert rounds[1]["held_by_other_requests"] == dict.fromkeys(sorted(taken_by_b), second)
+    for device in taken_by_b:
+        assert rounds[1]["why"][device] == f"held by request {second}"
+    for i in slow:
+        assert rounds[1]["why"][device_ids[i]] == "opted out"
+    # No device got events of both requests for the same time.
+    for mine in events[first]:
+        for theirs in events[second]:
+            assert mine["device_id"] != theirs["device_id"] or not _overlap(mine, theirs)
+    # A still got its 15 kW from batteries B did not take.
+    assert a["plan"]["devices_called"] >= 4
+    assert all(i["committed_kw"] >= 15.0 - 1e-3 for i in a["intervals"]), a["intervals"]
