@@ -62,7 +62,7 @@ class LinearProgram:
         """Add columns (of block ``owner``, broadcast to ``shape``); return their
         indices in ``shape``."""
         size = int(np.prod(shape))
-        index = np.arange(self.columns, self.columns + size).reshape(shape)
+        index = _indices(self.columns, size).reshape(shape)
         if self.column_owner is not None:
             self.column_owner.append(_owners(owner, index.shape))
         self.lower.append(np.broadcast_to(np.asarray(lower, float), index.shape).ravel())
@@ -82,7 +82,7 @@ class LinearProgram:
         """Add rows ``lower <= ... <= upper`` (of block ``owner``); return their
         indices in ``shape``."""
         size = int(np.prod(shape))
-        index = np.arange(self.rows, self.rows + size).reshape(shape)
+        index = _indices(self.rows, size).reshape(shape)
         if self.row_owner is not None:
             self.row_owner.append(_owners(owner, index.shape))
         self.row_lower.append(np.broadcast_to(np.asarray(lower, float), index.shape).ravel())
@@ -108,10 +108,23 @@ class LinearProgram:
         return sp.coo_array((vals, (rows, cols)), shape=shape or (self.rows, self.columns))
 
 
+def _indices(first: int, size: int) -> np.ndarray:
+    """``first``, ``first + 1``, ... as 32-bit integers while they fit: the matrix's
+    entries of a large fleet take half the memory, and fresh memory is what costs
+    most in building them."""
+    dtype = np.int32 if first + size < np.iinfo(np.int32).max else np.int64
+    return np.arange(first, first + size, dtype=dtype)
+
+
+def _narrow(index: np.ndarray, bound: int) -> np.ndarray:
+    """Indices below ``bound`` as 32-bit integers when they all fit (see :func:`_indices`)."""
+    return index.astype(np.int32) if bound < np.iinfo(np.int32).max else index
+
+
 def _owners(owner: np.ndarray | None, shape: tuple[int, ...]) -> np.ndarray:
     if owner is None:
-        return np.full(int(np.prod(shape)), -1, dtype=np.int64)
-    return np.broadcast_to(np.asarray(owner, dtype=np.int64), shape).ravel()
+        return np.full(int(np.prod(shape)), -1, dtype=np.int32)
+    return np.broadcast_to(np.asarray(owner, dtype=np.int32), shape).ravel()
 
 
 def _cat(parts: list[np.ndarray], dtype: type = float) -> np.ndarray:
@@ -518,7 +531,11 @@ def build_arrays(
     rows = lp.constraints((nz, steps), rhs.reshape(nz, steps), rhs.reshape(nz, steps), owner=osite)
     lp.terms(rows, imp, 1.0)
     lp.terms(rows, exp, -1.0)
-    lp.terms(rows.ravel()[site_row[power_entries.row]], power_entries.col, -power_entries.data)
+    lp.terms(
+        rows.ravel()[site_row[power_entries.row]],
+        _narrow(power_entries.col, lp.columns),
+        -power_entries.data,
+    )
     del power_entries
     limited = [s for s in range(nz) if data.site_import_max_kw[s] is not None]
     if limited:
@@ -647,7 +664,11 @@ def build_arrays(
         req_rows = lp.constraints(count, row_lower, row_upper, owner=request_owner)
         req_short = lp.variables(count, 0, INF, np.concatenate(req_price), owner=request_owner)
         change = (weights @ power_matrix).tocoo()
-        lp.terms(req_rows[change.row], change.col, row_sign[change.row] * change.data)
+        lp.terms(
+            req_rows[change.row],
+            _narrow(change.col, lp.columns),
+            row_sign[change.row] * change.data,
+        )
         lp.terms(req_rows, req_short, -row_sign)
         cursor = 0
         for scope in data.scopes:

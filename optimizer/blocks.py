@@ -89,8 +89,9 @@ class BlockLP:
         row_position[row_order] = np.arange(len(row_order))
         entry_row, entry_column, entry_value = entries
         entries.clear()
-        np.take(row_position, entry_row, out=entry_row)  # positions, in place
-        np.take(column_position, entry_column, out=entry_column)
+        # Positions, in place (of the entries' width).
+        np.take(row_position.astype(entry_row.dtype), entry_row, out=entry_row)
+        np.take(column_position.astype(entry_column.dtype), entry_column, out=entry_column)
         matrix = sp.csc_array(
             (entry_value, (entry_row, entry_column)),
             shape=(len(row_order), len(column_order)),

@@ -49,7 +49,7 @@ import numpy as np
 import scipy.sparse as sp
 from pyomo.common.gc_manager import PauseGC
 
-from optimizer.arrays import Built, _cat, build_arrays, read_solution
+from optimizer.arrays import Built, build_arrays, read_solution
 from optimizer.blocks import BlockLP, BlockSolver, MapFunction
 from optimizer.costs import evaluate_costs, feeder_violation, request_shortfall
 from optimizer.devices import (
@@ -588,10 +588,11 @@ def block_lp(built: Built, chunks: int) -> BlockLP:
     lp = built.lp
     assert lp.column_owner is not None and lp.row_owner is not None
 
-    def take(parts: list[np.ndarray], dtype: type = float) -> np.ndarray:
+    def take(parts: list[np.ndarray]) -> np.ndarray:
         # The blocks keep the matrix and bounds: the LP's own pieces are let go as they
-        # are joined (at 100,000 devices, 64 million entries and 28 million columns).
-        joined = _cat(parts, dtype)
+        # are joined (at 100,000 devices, 64 million entries and 28 million columns),
+        # indices keeping their width.
+        joined = np.concatenate(parts)
         parts.clear()
         return joined
 
@@ -599,9 +600,9 @@ def block_lp(built: Built, chunks: int) -> BlockLP:
     lp.cost.clear()
     lp.integer.clear()
     return BlockLP.build(
-        entries=[take(lp.entries_row, int), take(lp.entries_col, int), take(lp.entries_val)],
-        column_owner=take(lp.column_owner, int),
-        row_owner=take(lp.row_owner, int),
+        entries=[take(lp.entries_row), take(lp.entries_col), take(lp.entries_val)],
+        column_owner=take(lp.column_owner),
+        row_owner=take(lp.row_owner),
         blocks=chunks,
         lower=take(lp.lower),
         upper=take(lp.upper),
