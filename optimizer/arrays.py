@@ -213,10 +213,16 @@ def build_arrays(
             "shortfall",
         )
     }
-    t_all = np.arange(steps)
+    # Power rows (device * T + t) and site rows as 32-bit integers while they fit.
+    ix = (
+        np.int32
+        if max(len(devices), len(data.site_ids)) * steps < np.iinfo(np.int32).max
+        else np.int64
+    )
+    t_all = np.arange(steps, dtype=ix)
 
     def power_rows(device_ids: list[str]) -> np.ndarray:
-        return np.array([position[d] for d in device_ids], dtype=np.int64)[:, None] * steps + t_all
+        return np.array([position[d] for d in device_ids], dtype=ix)[:, None] * steps + t_all
 
     # Batteries
     batteries = fleet.batteries
@@ -271,8 +277,8 @@ def build_arrays(
     if vehicles:
         windows = data.vehicle_windows
         if fixed_shape:
-            pairs_v = np.repeat(np.arange(len(vehicles), dtype=np.int64), steps)
-            pairs_t = np.tile(np.arange(steps, dtype=np.int64), len(vehicles))
+            pairs_v = np.repeat(np.arange(len(vehicles), dtype=ix), steps)
+            pairs_t = np.tile(np.arange(steps, dtype=ix), len(vehicles))
         else:
             pairs_v = np.concatenate(
                 [np.full(w.last - w.first, v) for v, w in enumerate(windows)] or [np.zeros(0, int)]
@@ -332,7 +338,7 @@ def build_arrays(
             upto, used = np.nonzero(later)
             lp.terms(rows[upto], ch[mine][used], dt * eta[v])
             lp.terms(rows[upto], dis[mine_dis][used], -dt)
-        dev = np.array([position[v.device_id] for v in vehicles], dtype=np.int64)
+        dev = np.array([position[v.device_id] for v in vehicles], dtype=ix)
         power.terms(dev[pairs_v] * steps + pairs_t, ch, 1.0)
         power.terms(dev[pairs_v[mask]] * steps + pairs_t[mask], dis, -1.0)
         index.update(
@@ -409,7 +415,7 @@ def build_arrays(
             lookup = np.full(len(loads), -1)
             lookup[free] = np.arange(len(free))
             lp.terms(rows[lookup[fi]], kw, dt)
-            dev = np.array([position[load.device_id] for load in loads], dtype=np.int64)
+            dev = np.array([position[load.device_id] for load in loads], dtype=ix)
             power.terms(dev[fi] * steps + ft, kw, 1.0)
 
     # Curtailable loads
@@ -499,7 +505,7 @@ def build_arrays(
 
     # Sites
     nz = len(data.site_ids)
-    site_of = np.array([data.site_of[d.device_id] for d in devices], dtype=np.int64)
+    site_of = np.array([data.site_of[d.device_id] for d in devices], dtype=ix)
     violation_cost = dt * problem.limit_violation_cost_per_kwh
     price_in = data.import_price if data.import_price is not None else np.zeros(steps)
     price_out = data.export_price if data.export_price is not None else np.zeros(steps)
