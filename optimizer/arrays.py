@@ -214,7 +214,7 @@ def build_arrays(
         )
     }
     # Power rows (device * T + t) and site rows as 32-bit integers while they fit.
-    ix = (
+    ix: Any = (
         np.int32
         if max(len(devices), len(data.site_ids)) * steps < np.iinfo(np.int32).max
         else np.int64
