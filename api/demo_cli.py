@@ -88,15 +88,18 @@ def _wait_for_fleet(service: Service, wait_s: float = 120) -> int:
 
 
 def _pick_feeder(service: Service) -> tuple[str, float, int]:
-    """The feeder with the most storage online, that storage's power [kW], and how many
-    devices are enrolled in all."""
+    """The feeder with the most storage the VTN can reach now (enrolled through a
+    connected VEN), that storage's discharge power [kW], and how many devices are
+    enrolled in all."""
     rows = service.call(
         "GET",
         "/v1/grid/capacity",
         "operator",
         params=[("group_by", "feeder"), ("group_by", "device_type")],
     )
-    table = Table("feeder", "type", "devices", "enrolled", "online", "available flex kW")
+    table = Table(
+        "feeder", "type", "devices", "enrolled", "online", "connected", "connected flex kW"
+    )
     storage: dict[str, float] = {}
     enrolled = 0
     for row in rows:
@@ -107,15 +110,16 @@ def _pick_feeder(service: Service) -> tuple[str, float, int]:
             str(row["devices"]),
             str(row["enrolled_devices"]),
             str(row["online_devices"]),
-            f"{row['available_flex_kw']:,.0f}",
+            str(row["connected_devices"]),
+            f"{row['connected_flex_kw']:,.0f}",
         )
         if row["device_type"] in ("battery", "c_and_i_storage"):
             # Storage can cut its import by its discharge power: half its flex span.
-            half = row["available_flex_kw"] / 2
+            half = (row["connected_flex_kw"] or 0.0) / 2
             storage[row["feeder"]] = storage.get(row["feeder"], 0.0) + half
     console.print(table)
-    if not storage:
-        raise DemoError("no feeder has storage online: is the simulated fleet running?")
+    if not any(storage.values()):
+        raise DemoError("no feeder has storage connected: is the simulated fleet running?")
     feeder = max(storage, key=lambda f: storage[f])
     return feeder, storage[feeder], enrolled
 
@@ -310,18 +314,16 @@ def demo(
     _step("1. the fleet")
     connected = _wait_for_fleet(service)
     feeder, storage_kw, enrolled = _pick_feeder(service)
-    # Only devices whose VEN is connected are dispatched: ask for a share of those.
-    reachable = min(1.0, connected / max(enrolled, 1))
     console.print(
-        f"{connected} of {enrolled} enrolled devices connected to the VTN; {feeder}: "
-        f"{storage_kw:,.0f} kW of storage discharge enrolled and online"
+        f"{connected} VENs of {enrolled} enrolled devices connected to the VTN; {feeder}: "
+        f"{storage_kw:,.0f} kW of storage discharge connected"
     )
     _step("2. forecast")
     _forecast(service, feeder)
     _step("3. day-ahead schedule")
     _schedule(service, feeder)
     _step("4. the evening peak: a capacity request")
-    body = _peak(service, feeder, share * reachable * storage_kw, step_s, steps)
+    body = _peak(service, feeder, share * storage_kw, step_s, steps)
     _step("5. settlement and claim")
     _settle(service, body, rate)
     console.rule("[bold green]the day is done")

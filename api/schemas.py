@@ -289,6 +289,10 @@ class CapacityRow(BaseModel):
     online_flex_kw: float
     available_devices: int
     available_flex_kw: float
+    connected_devices: int | None = Field(
+        None, description="Enrolled through a VEN the VTN hears from now (none without a VTN)"
+    )
+    connected_flex_kw: float | None = None
 
 
 class ForecastIn(BaseModel):

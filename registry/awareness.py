@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -27,6 +27,7 @@ def capacity_summary(
     region: str | None = None,
     feeder: str | None = None,
     program_id: str | None = None,
+    connected_vens: Collection[str] | None = None,
 ) -> list[dict[str, Any]]:
     """Capacity by group, with how much of it is enrolled and online, in one query.
 
@@ -38,6 +39,10 @@ def capacity_summary(
         reading in ``(at - online_window, at]`` has ``online`` true.
     program_id : str, optional
         Count only enrolments in this program as enrolled.
+    connected_vens : collection of str, optional
+        The VENs the VTN hears from now: each group then also counts its
+        ``connected_devices`` and ``connected_flex_kw`` (enrolled through one of them:
+        what a dispatch can reach).
 
     Returns
     -------
@@ -113,4 +118,50 @@ def capacity_summary(
             elif key.endswith("devices"):
                 item[key] = int(value or 0)
         out.append(item)
+    if connected_vens is not None:
+        _add_connected(session, out, group_by, set(connected_vens), region, feeder, program_id)
     return out
+
+
+def _add_connected(
+    session: Session,
+    rows: list[dict[str, Any]],
+    group_by: Sequence[str],
+    vens: set[str],
+    region: str | None,
+    feeder: str | None,
+    program_id: str | None,
+) -> None:
+    """Add to each group its devices enrolled through a VEN in ``vens``: the VEN ids
+    are matched here, not in SQL, since a fleet's set of them can be long."""
+    query = (
+        select(
+            *[getattr(Device, g) for g in group_by],
+            Device.device_id,
+            Enrollment.ven_id,
+            Device.p_max_kw - Device.p_min_kw,
+        )
+        .join(Enrollment, Enrollment.device_id == Device.device_id)
+        .where(Enrollment.ended_at.is_(None), Device.status != DeviceStatus.retired.value)
+    )
+    if program_id is not None:
+        query = query.where(Enrollment.program_id == program_id)
+    if region is not None:
+        query = query.where(Device.region == region)
+    if feeder is not None:
+        query = query.where(Device.feeder == feeder)
+    reached: dict[tuple[Any, ...], dict[str, float]] = {}
+    counted: set[str] = set()
+    width = len(group_by)
+    for row in session.execute(query):
+        device_id, ven_id, flex = row[width], row[width + 1], row[width + 2]
+        if ven_id not in vens or device_id in counted:
+            continue
+        counted.add(device_id)
+        group = reached.setdefault(tuple(row[:width]), {"devices": 0, "flex": 0.0})
+        group["devices"] += 1
+        group["flex"] += float(flex or 0.0)
+    for item in rows:
+        found = reached.get(tuple(item[g] for g in group_by), {"devices": 0, "flex": 0.0})
+        item["connected_devices"] = int(found["devices"])
+        item["connected_flex_kw"] = round(found["flex"], 6)

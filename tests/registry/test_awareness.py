@@ -65,3 +65,26 @@ def test_capacity_by_feeder_and_type_with_enrolled_and_online(session: Session) 
     assert region == [{**region[0], "region": "North", "devices": 4}]
     only_f13 = capacity_summary(session, group_by=["feeder"], feeder="F-13", at=NOW)
     assert [r["feeder"] for r in only_f13] == ["F-13"]
+
+
+def test_connected_counts_devices_enrolled_through_a_ven_the_vtn_hears(session: Session) -> None:
+    create_program(session, program_in())
+    links = {}
+    for name, feeder, kw in (("A", "F-12", 5.0), ("B", "F-12", 10.0), ("C", "F-13", 5.0)):
+        device = create_device(
+            session, device_in(name, feeder=feeder, p_max_kw=kw, p_min_kw=-kw, e_max_kwh=2 * kw)
+        )
+        links[name] = enroll(session, device.device_id, "RES-DR", vtn_url="x").ven_id
+    create_device(session, device_in("D"))  # not enrolled: never reachable
+
+    heard = {links["B"], links["C"], "ven-of-nobody"}
+    rows = capacity_summary(session, group_by=["feeder"], at=NOW, connected_vens=heard)
+    by = {r["feeder"]: r for r in rows}
+    assert (by["F-12"]["connected_devices"], by["F-12"]["connected_flex_kw"]) == (1, 20.0)
+    assert (by["F-13"]["connected_devices"], by["F-13"]["connected_flex_kw"]) == (1, 10.0)
+    assert by["F-12"]["enrolled_devices"] == 2
+
+    nothing = capacity_summary(session, group_by=["feeder"], at=NOW, connected_vens=set())
+    assert [r["connected_devices"] for r in nothing] == [0, 0]
+    unknown = capacity_summary(session, group_by=["feeder"], at=NOW)
+    assert "connected_devices" not in unknown[0]
