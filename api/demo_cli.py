@@ -43,14 +43,20 @@ class Service:
 
     def call(self, method: str, path: str, role: str | None = None, **kwargs: Any) -> Any:
         headers = {"Authorization": f"Bearer {self.keys[role]}"} if role else {}
-        try:
-            answer = self.http.request(
-                method, self.url + path, headers=headers, timeout=120, **kwargs
-            )
-        except requests.ConnectionError:
-            raise DemoError(
-                f"no service answers at {self.url} (start it with `make run`)"
-            ) from None
+        # A GET is asked twice: the first may go out on a kept-alive connection the
+        # server has just closed.
+        for attempt in range(2 if method == "GET" else 1):
+            try:
+                answer = self.http.request(
+                    method, self.url + path, headers=headers, timeout=120, **kwargs
+                )
+                break
+            except requests.ConnectionError:
+                if attempt == 0 and method == "GET":
+                    continue
+                raise DemoError(
+                    f"no service answers at {self.url} (start it with `make run`)"
+                ) from None
         if answer.status_code >= 400:
             raise DemoError(f"{method} {path}: HTTP {answer.status_code}: {answer.text[:400]}")
         return answer.json()
@@ -84,7 +90,7 @@ def _wait_for_fleet(service: Service, wait_s: float = 120) -> int:
             raise DemoError(f"no VEN polled the VTN in {wait_s:.0f} s: is the fleet running?")
         console.print(f"{count} VENs connected; waiting for the fleet...")
         seen = count
-        time.sleep(5)
+        time.sleep(3)  # within the server's 5 s keep-alive
 
 
 def _pick_feeder(service: Service) -> tuple[str, float, int]:
