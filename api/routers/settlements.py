@@ -23,7 +23,7 @@ from contracts.rewards import RewardPolicy
 from registry.errors import InvalidInput, NotFound, Problem
 from registry.keys import Role
 from registry.lookups import get_device
-from registry.tables import Program, Settlement, SettlementReward
+from registry.tables import Job, Program, Settlement, SettlementReward
 
 router = APIRouter(tags=["settlements"])
 
@@ -137,6 +137,11 @@ def _in_background(
     else:
         job = settling.latest(session, row.epoch)
     response.status_code = status.HTTP_202_ACCEPTED if started else code
+    return _with_job(row, job)
+
+
+def _with_job(row: Settlement, job: Job | None) -> SettlementJobOut:
+    """The epoch as stored, with the job that sends (or sent) it."""
     return SettlementJobOut.model_validate(
         {**settlement.summary(row), "job_id": job.job_id if job else None}
     )
@@ -187,10 +192,7 @@ async def create_settlement(
     code = status.HTTP_200_OK if existed else status.HTTP_201_CREATED
     if not body.send:
         response.status_code = code
-        job = settling.latest(session, row.epoch)
-        return SettlementJobOut.model_validate(
-            {**settlement.summary(row), "job_id": job.job_id if job else None}
-        )
+        return _with_job(row, settling.latest(session, row.epoch))
     return _in_background(session, request, response, row, code)
 
 
