@@ -14,8 +14,9 @@ by sparse products.
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from itertools import chain
 from typing import Any
 
 import highspy
@@ -49,6 +50,9 @@ class LinearProgram:
     #: independent blocks (:mod:`optimizer.decompose`).
     column_owner: list[np.ndarray] | None = None
     row_owner: list[np.ndarray] | None = None
+    #: Whether coefficients are kept (``False``: columns and rows only, their bounds
+    #: and costs; the fleet path takes its matrices from a model chunk of each shape).
+    keep_entries: bool = True
 
     def variables(
         self,
@@ -92,6 +96,8 @@ class LinearProgram:
 
     def terms(self, rows: np.ndarray, cols: np.ndarray, values: float | np.ndarray) -> None:
         """Add coefficients ``values`` at (``rows``, ``cols``), broadcast together."""
+        if not self.keep_entries:
+            return
         rows, cols, vals = np.broadcast_arrays(rows, cols, np.asarray(values, float))
         self.entries_row.append(rows.ravel())
         self.entries_col.append(cols.ravel())
@@ -127,6 +133,20 @@ def _owners(owner: np.ndarray | None, shape: tuple[int, ...]) -> np.ndarray:
     return np.broadcast_to(np.asarray(owner, dtype=np.int32), shape).ravel()
 
 
+def _joined(parts: Iterable[Iterable[int]], count: int) -> np.ndarray:
+    """Sequences of integers laid end to end (``count`` of them in all)."""
+    return np.fromiter(chain.from_iterable(parts), dtype=np.int64, count=count)
+
+
+def _ranges(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """``arange(start, start + length)`` for each pair, laid end to end."""
+    lengths = np.asarray(lengths, dtype=np.int64)
+    ends = np.cumsum(lengths)
+    return np.arange(int(ends[-1]) if len(ends) else 0, dtype=np.int64) + np.repeat(
+        np.asarray(starts, dtype=np.int64) - (ends - lengths), lengths
+    )
+
+
 def _cat(parts: list[np.ndarray], dtype: type = float) -> np.ndarray:
     return np.concatenate(parts).astype(dtype, copy=False) if parts else np.zeros(0, dtype)
 
@@ -160,6 +180,7 @@ def build_arrays(
     fixed_shape: bool = False,
     owners: Mapping[str, np.ndarray] | None = None,
     data: Prepared | None = None,
+    matrix: bool = True,
 ) -> Built:
     """Validate ``problem`` (unless ``check`` is false: a part of a problem already
     validated whole) and build its LP as arrays.
@@ -175,6 +196,10 @@ def build_arrays(
     sorted order, ``"feeders"``) and request (``"requests"``); every column and row
     then records its block in ``lp.column_owner`` and ``lp.row_owner``. ``data``
     gives the problem's arrays when they are already worked out.
+
+    Without ``matrix``, the LP's coefficients are left out (its columns, rows, bounds
+    and costs are all there, and the devices' power map): for a block-diagonal LP
+    whose blocks of one shape share their coefficients, built once elsewhere.
     """
     started = time.perf_counter()
     if check:
@@ -184,7 +209,7 @@ def build_arrays(
     fleet = problem.fleet
     steps = data.horizon.intervals
     dt = data.step_h
-    lp = LinearProgram()
+    lp = LinearProgram(keep_entries=matrix)
     if owners is not None:
         lp.column_owner, lp.row_owner = [], []
 
@@ -537,11 +562,12 @@ def build_arrays(
     rows = lp.constraints((nz, steps), rhs.reshape(nz, steps), rhs.reshape(nz, steps), owner=osite)
     lp.terms(rows, imp, 1.0)
     lp.terms(rows, exp, -1.0)
-    lp.terms(
-        rows.ravel()[site_row[power_entries.row]],
-        _narrow(power_entries.col, lp.columns),
-        -power_entries.data,
-    )
+    if matrix:
+        lp.terms(
+            rows.ravel()[site_row[power_entries.row]],
+            _narrow(power_entries.col, lp.columns),
+            -power_entries.data,
+        )
     del power_entries
     limited = [s for s in range(nz) if data.site_import_max_kw[s] is not None]
     if limited:
@@ -614,53 +640,49 @@ def build_arrays(
     request_short: list[np.ndarray] = []
     short_cols: list[np.ndarray] = []
     if data.scopes:
-        w_row, w_col, w_val = [], [], []
-        req_lower: list[np.ndarray] = []
-        req_upper: list[np.ndarray] = []
-        req_sign: list[np.ndarray] = []
-        req_price: list[np.ndarray] = []
-        count = 0
+        scopes = data.scopes
+        # Every request's rows at once: an entry per (row, device in scope), at the
+        # device's power in that row's interval, weighted by its delivery factor.
+        widths = np.array([len(scope.intervals) for scope in scopes], dtype=np.int64)
+        first_row = np.cumsum(widths) - widths
+        count = int(widths.sum())
+        row_interval = _joined((scope.intervals for scope in scopes), count)
+        row_scope = np.repeat(np.arange(len(scopes)), widths)
+        site_counts = np.array([len(scope.sites) for scope in scopes], dtype=np.int64)
+        scope_sites = _joined((scope.sites for scope in scopes), int(site_counts.sum()))
+        pair_scope = np.repeat(np.arange(len(scopes)), site_counts)  # per (scope, site)
         by_site = np.argsort(site_of, kind="stable")
         site_starts = np.searchsorted(site_of[by_site], np.arange(nz + 1))
-        for scope in data.scopes:
-            request = scope.request
-            intervals = np.array(scope.intervals, dtype=np.int64)
-            in_scope = np.sort(
-                np.concatenate(
-                    [by_site[site_starts[s] : site_starts[s + 1]] for s in scope.sites]
-                    or [np.zeros(0, np.int64)]
-                )
-            )
-            local = np.arange(count, count + len(intervals))
-            w_row.append(np.tile(local, len(in_scope)))
-            w_col.append((in_scope[:, None] * steps + intervals[None, :]).ravel())
-            w_val.append(np.repeat(factor[in_scope], len(intervals)))
-            scope_base_kw = data.site_base_kw[list(scope.sites)][:, intervals].sum(axis=0)
-            if len(in_scope):
-                scope_base_kw = scope_base_kw + baseline[
-                    (in_scope[:, None] * steps + intervals[None, :])
-                ].sum(axis=0)
-            reduction = request.kw is not None
-            req_sign.append(np.full(len(intervals), -1.0 if reduction else 1.0))
-            req_lower.append(
-                np.full(len(intervals), float(request.kw or 0.0) if reduction else -INF)
-            )
-            req_upper.append(
-                np.full(len(intervals), INF)
-                if reduction
-                else np.asarray(scope.cap_kw) - scope_base_kw
-            )
-            req_price.append(np.full(len(intervals), dt * request.shortfall_price_per_kwh))
-            count += len(intervals)
+        per_site = np.diff(site_starts)[scope_sites]
+        scope_devices = by_site[_ranges(site_starts[scope_sites], per_site)]
+        device_scope = np.repeat(pair_scope, per_site)  # per (scope, device)
+        entry_row = _ranges(first_row[device_scope], widths[device_scope])
+        entry_device = np.repeat(scope_devices, widths[device_scope])
+        entry_col = entry_device * steps + row_interval[entry_row]
         weights = sp.csr_array(
-            (np.concatenate(w_val), (np.concatenate(w_row), np.concatenate(w_col))),
-            shape=(count, len(devices) * steps),
+            (factor[entry_device], (entry_row, entry_col)), shape=(count, len(devices) * steps)
         )
+        # Each row's baseline: its sites' base loads and its devices' baselines.
+        site_row = _ranges(first_row[pair_scope], widths[pair_scope])
+        scope_base_kw = np.bincount(
+            site_row,
+            data.site_base_kw[np.repeat(scope_sites, widths[pair_scope]), row_interval[site_row]],
+            minlength=count,
+        ) + np.bincount(entry_row, baseline[entry_col], minlength=count)
+        del entry_row, entry_device, entry_col, site_row
+        reduction_rows = np.array([scope.request.kw is not None for scope in scopes])[row_scope]
+        kw = np.array([float(scope.request.kw or 0.0) for scope in scopes])[row_scope]
+        cap = np.concatenate(
+            [
+                np.zeros(len(scope.intervals)) if scope.cap_kw is None else scope.cap_kw
+                for scope in scopes
+            ]
+        )
+        price = np.array([scope.request.shortfall_price_per_kwh for scope in scopes])
         offset = weights @ (constant - baseline)
-        row_sign = np.concatenate(req_sign)
-        reduction_rows = row_sign < 0
-        row_lower = np.concatenate(req_lower) + np.where(reduction_rows, offset, 0.0)
-        row_upper = np.concatenate(req_upper) - np.where(reduction_rows, 0.0, offset)
+        row_sign = np.where(reduction_rows, -1.0, 1.0)
+        row_lower = np.where(reduction_rows, kw + offset, -INF)
+        row_upper = np.where(reduction_rows, INF, cap - scope_base_kw - offset)
         request_blocks = own("requests", slice(None))
         request_owner = (
             None
@@ -668,13 +690,14 @@ def build_arrays(
             else np.repeat(request_blocks, [len(x.intervals) for x in data.scopes])
         )
         req_rows = lp.constraints(count, row_lower, row_upper, owner=request_owner)
-        req_short = lp.variables(count, 0, INF, np.concatenate(req_price), owner=request_owner)
-        change = (weights @ power_matrix).tocoo()
-        lp.terms(
-            req_rows[change.row],
-            _narrow(change.col, lp.columns),
-            row_sign[change.row] * change.data,
-        )
+        req_short = lp.variables(count, 0, INF, dt * price[row_scope], owner=request_owner)
+        if matrix:
+            change = (weights @ power_matrix).tocoo()
+            lp.terms(
+                req_rows[change.row],
+                _narrow(change.col, lp.columns),
+                row_sign[change.row] * change.data,
+            )
         lp.terms(req_rows, req_short, -row_sign)
         cursor = 0
         for scope in data.scopes:

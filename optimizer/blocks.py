@@ -35,17 +35,18 @@ BLOCK_OPTIONS: dict[str, bool | int | float | str] = {
 MapFunction = Callable[[Callable[[Any], Any], Sequence[Any]], Iterable[Any]]
 
 
+Matrix = tuple[np.ndarray, np.ndarray, np.ndarray]  # column-wise: start, index, value
+
+
 @dataclass
 class BlockLP:
     """An LP with its columns and rows sorted block by block.
 
     ``columns[b]:columns[b + 1]`` and ``rows[b]:rows[b + 1]`` are block ``b``'s ranges;
     ``column_order`` and ``row_order`` give the original position of each sorted one.
+    Blocks with one key share one matrix: ``matrices[keys[b]]``.
     """
 
-    start: np.ndarray
-    index: np.ndarray
-    value: np.ndarray
     lower: np.ndarray
     upper: np.ndarray
     cost: np.ndarray
@@ -56,12 +57,12 @@ class BlockLP:
     column_order: np.ndarray
     row_order: np.ndarray
     row_position: np.ndarray  # sorted position of each original row
-    keys: list[int] = field(default_factory=list)  # blocks with one key: one matrix
+    keys: list[int] = field(default_factory=list)
+    matrices: list[Matrix] = field(default_factory=list)
 
     @classmethod
-    def build(
+    def sort(
         cls,
-        entries: list[np.ndarray],
         column_owner: np.ndarray,
         row_owner: np.ndarray,
         blocks: int,
@@ -72,36 +73,18 @@ class BlockLP:
         row_lower: np.ndarray,
         row_upper: np.ndarray,
     ) -> BlockLP:
-        """Sort the columns and rows of an LP given as [row, column, value] entries
-        (duplicates summed) by their block, keeping their order within a block. The
-        entry arrays are reused and the list emptied, to spare memory.
+        """Sort the columns and rows of an LP by their block, keeping their order within
+        a block; the matrices are still to be given.
 
-        Raises ``ValueError`` when a column or row has no block, and
-        ``RuntimeError`` when a row holds columns of two blocks.
+        Raises ``ValueError`` when a column or row has no block.
         """
         if (column_owner < 0).any() or (row_owner < 0).any():
             raise ValueError("every column and row needs a block")
         column_order = np.argsort(column_owner, kind="stable")
         row_order = np.argsort(row_owner, kind="stable")
-        column_position = np.empty_like(column_order)
-        column_position[column_order] = np.arange(len(column_order))
         row_position = np.empty_like(row_order)
         row_position[row_order] = np.arange(len(row_order))
-        entry_row, entry_column, entry_value = entries
-        entries.clear()
-        # Positions, in place (of the entries' width).
-        np.take(row_position.astype(entry_row.dtype), entry_row, out=entry_row)
-        np.take(column_position.astype(entry_column.dtype), entry_column, out=entry_column)
-        matrix = sp.csc_array(
-            (entry_value, (entry_row, entry_column)),
-            shape=(len(row_order), len(column_order)),
-        )
-        del entry_row, entry_column, entry_value
-        matrix.sum_duplicates()
-        out = cls(
-            start=matrix.indptr.astype(np.int64),
-            index=matrix.indices.astype(np.int32, copy=False),
-            value=matrix.data.astype(np.float64, copy=False),
+        return cls(
             lower=lower[column_order],
             upper=upper[column_order],
             cost=cost[column_order],
@@ -113,27 +96,100 @@ class BlockLP:
             row_order=row_order,
             row_position=row_position,
         )
-        out.keys = out._shapes(blocks)
+
+    @classmethod
+    def build(
+        cls,
+        entries: list[np.ndarray],
+        column_owner: np.ndarray,
+        row_owner: np.ndarray,
+        blocks: int,
+        **bounds: np.ndarray,
+    ) -> BlockLP:
+        """Sort an LP given as [row, column, value] entries (duplicates summed) by its
+        blocks (see :meth:`sort`, which takes the same ``bounds``), and find which
+        blocks have equal matrices. The entry arrays are reused and the list emptied,
+        to spare memory.
+
+        Raises ``ValueError`` when a column or row has no block, and
+        ``RuntimeError`` when a row holds columns of two blocks.
+        """
+        out = cls.sort(column_owner, row_owner, blocks, **bounds)
+        column_position = np.empty_like(out.column_order)
+        column_position[out.column_order] = np.arange(len(out.column_order))
+        entry_row, entry_column, entry_value = entries
+        entries.clear()
+        # Positions, in place (of the entries' width).
+        np.take(out.row_position.astype(entry_row.dtype), entry_row, out=entry_row)
+        np.take(column_position.astype(entry_column.dtype), entry_column, out=entry_column)
+        del column_position
+        matrix = sp.csc_array(
+            (entry_value, (entry_row, entry_column)),
+            shape=(len(out.row_order), len(out.column_order)),
+        )
+        del entry_row, entry_column, entry_value
+        matrix.sum_duplicates()
+        whole = (
+            matrix.indptr.astype(np.int64),
+            matrix.indices.astype(np.int32, copy=False),
+            matrix.data.astype(np.float64, copy=False),
+        )
+        del matrix
+        out.keys, out.matrices = out._shapes(whole, blocks)
         return out
 
-    def block(self, b: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Block ``b``'s matrix, column-wise: (start, index, value)."""
-        c0, c1 = self.columns[b], self.columns[b + 1]
-        first, last = self.start[c0], self.start[c1]
-        return (
-            (self.start[c0 : c1 + 1] - first).astype(np.int32),
-            self.index[first:last] - np.int32(self.rows[b]),
-            self.value[first:last],
-        )
+    def shared(self, keys: list[int], matrices: list[Matrix], rows: list[int]) -> None:
+        """Give blocks their matrices: block ``b`` has ``matrices[keys[b]]``, of
+        ``rows[keys[b]]`` rows.
 
-    def _shapes(self, blocks: int) -> list[int]:
-        """Number the distinct block matrices: blocks are compared whole with those of
-        a cheap fingerprint in common, so equal numbers mean equal matrices."""
+        Raises ``RuntimeError`` when a block's columns or rows are not as many as its
+        matrix has.
+        """
+        width = np.diff(self.columns)
+        height = np.diff(self.rows)
+        key = np.asarray(keys, dtype=np.int64)
+        expected_width = np.array([len(m[0]) - 1 for m in matrices], dtype=np.int64)[key]
+        expected_height = np.asarray(rows, dtype=np.int64)[key]
+        wrong = np.flatnonzero((width != expected_width) | (height != expected_height))
+        if len(wrong):
+            b = int(wrong[0])
+            raise RuntimeError(
+                f"block {b} has {width[b]} columns and {height[b]} rows, its matrix "
+                f"{expected_width[b]} and {expected_height[b]}"
+            )
+        self.keys = list(keys)
+        self.matrices = list(matrices)
+
+    def block(self, b: int) -> Matrix:
+        """Block ``b``'s matrix, column-wise: (start, index, value)."""
+        return self.matrices[self.keys[b]]
+
+    @property
+    def nonzeros(self) -> int:
+        """Coefficients of all blocks together."""
+        sizes = np.array([len(m[2]) for m in self.matrices], dtype=np.int64)
+        return int(sizes[np.asarray(self.keys, dtype=np.int64)].sum()) if self.keys else 0
+
+    def _shapes(self, whole: Matrix, blocks: int) -> tuple[list[int], list[Matrix]]:
+        """Number the distinct block matrices of the sorted LP's ``whole`` matrix:
+        blocks are compared whole with those of a cheap fingerprint in common, so equal
+        numbers mean equal matrices."""
+        w_start, w_index, w_value = whole
+
+        def cut(b: int) -> Matrix:
+            c0, c1 = self.columns[b], self.columns[b + 1]
+            first, last = w_start[c0], w_start[c1]
+            return (
+                (w_start[c0 : c1 + 1] - first).astype(np.int32),
+                w_index[first:last] - np.int32(self.rows[b]),
+                w_value[first:last],
+            )
+
         keys: list[int] = []
-        distinct = 0
-        seen: dict[tuple[int, int, int, float, int], list[tuple[int, int]]] = {}
+        matrices: list[Matrix] = []
+        seen: dict[tuple[int, int, int, float, int], list[int]] = {}
         for b in range(blocks):
-            start, index, value = self.block(b)
+            start, index, value = cut(b)
             if len(index) and (index.min() < 0 or index.max() >= self.rows[b + 1] - self.rows[b]):
                 raise RuntimeError(f"block {b} holds rows of another block")
             fingerprint = (
@@ -143,8 +199,8 @@ class BlockLP:
                 float(value.sum()),
                 int(index.sum(dtype=np.int64)),
             )
-            for key, other in seen.get(fingerprint, []):
-                o_start, o_index, o_value = self.block(other)
+            for key in seen.get(fingerprint, []):
+                o_start, o_index, o_value = matrices[key]
                 if (
                     np.array_equal(start, o_start)
                     and np.array_equal(index, o_index)
@@ -153,10 +209,10 @@ class BlockLP:
                     keys.append(key)
                     break
             else:
-                keys.append(distinct)
-                seen.setdefault(fingerprint, []).append((distinct, b))
-                distinct += 1
-        return keys
+                keys.append(len(matrices))
+                seen.setdefault(fingerprint, []).append(len(matrices))
+                matrices.append((start, index.copy(), value.copy()))
+        return keys, matrices
 
     def bounds(self, b: int) -> tuple[np.ndarray, ...]:
         """Block ``b``'s column lower/upper bounds, costs and row lower/upper bounds."""
@@ -176,7 +232,7 @@ class Task:
     """Blocks of one shape to solve in turn: the shared matrix and, per block, its
     bounds and the basis to start from (``None``: the previous block's)."""
 
-    matrix: tuple[np.ndarray, np.ndarray, np.ndarray]
+    matrix: Matrix
     blocks: list[int]
     bounds: list[tuple[np.ndarray, ...]]
     bases: list[Any]
@@ -199,7 +255,7 @@ class HotSolver:
     """One HiGHS instance for blocks of one shape; each next block changes only the
     bounds and costs that differ from the block solved last."""
 
-    def __init__(self, matrix: tuple[np.ndarray, np.ndarray, np.ndarray]) -> None:
+    def __init__(self, matrix: Matrix) -> None:
         self.matrix = matrix
         self.highs: highspy.Highs | None = None
         self.loaded: tuple[np.ndarray, ...] | None = None

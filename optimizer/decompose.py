@@ -584,14 +584,16 @@ def layout(data: Prepared, chunks: list[Chunk], rows: list[Row]) -> Layout:
 
 
 def block_lp(built: Built, chunks: int) -> BlockLP:
-    """The LP of ``built`` (built with owners) cut into one block per chunk."""
+    """The LP of ``built`` (built with owners) cut into one block per chunk; without
+    its coefficients (built without ``matrix``), the blocks' matrices are still to be
+    given (:meth:`BlockLP.shared`)."""
     lp = built.lp
     assert lp.column_owner is not None and lp.row_owner is not None
 
     def take(parts: list[np.ndarray]) -> np.ndarray:
         # The blocks keep the matrix and bounds: the LP's own pieces are let go as they
-        # are joined (at 100,000 devices, 64 million entries and 28 million columns),
-        # indices keeping their width.
+        # are joined (at 100,000 devices, 28 million columns), indices keeping their
+        # width.
         joined = np.concatenate(parts)
         parts.clear()
         return joined
@@ -599,17 +601,105 @@ def block_lp(built: Built, chunks: int) -> BlockLP:
     cost = built.cost  # kept joined: solutions are priced with it
     lp.cost.clear()
     lp.integer.clear()
-    return BlockLP.build(
-        entries=[take(lp.entries_row), take(lp.entries_col), take(lp.entries_val)],
-        column_owner=take(lp.column_owner),
-        row_owner=take(lp.row_owner),
-        blocks=chunks,
-        lower=take(lp.lower),
-        upper=take(lp.upper),
-        cost=cost,
-        row_lower=take(lp.row_lower),
-        row_upper=take(lp.row_upper),
+    column_owner, row_owner = take(lp.column_owner), take(lp.row_owner)
+    bounds = {
+        "lower": take(lp.lower),
+        "upper": take(lp.upper),
+        "cost": cost,
+        "row_lower": take(lp.row_lower),
+        "row_upper": take(lp.row_upper),
+    }
+    if not lp.keep_entries:
+        return BlockLP.sort(column_owner, row_owner, chunks, **bounds)
+    entries = [take(lp.entries_row), take(lp.entries_col), take(lp.entries_val)]
+    return BlockLP.build(entries, column_owner, row_owner, chunks, **bounds)
+
+
+def chunk_kinds(lay: Layout, chunks: list[Chunk]) -> list[int]:
+    """A kind per chunk, numbered in order of first appearance. Chunks of one kind have
+    one matrix in the LP of chunks: sites with the same devices (by
+    :func:`device_shape`) in the same order, the same site and feeder limits present,
+    and ceilings over the same intervals; only their bounds and costs differ."""
+    data = lay.data
+    shapes_at: list[list[tuple[Any, ...]]] = [[] for _ in data.site_ids]
+    for device in lay.problem.fleet.devices():
+        shapes_at[data.site_of[device.device_id]].append(device_shape(device))
+    site_kinds = [
+        (
+            data.site_import_max_kw[s] is not None,
+            data.site_export_max_kw[s] is not None,
+            tuple(sorted(shapes)),
+        )
+        for s, shapes in enumerate(shapes_at)
+    ]
+    ceilings: list[list[tuple[int, int]]] = [[] for _ in chunks]
+    for r, (c, _k) in enumerate(lay.groups):
+        intervals = data.scopes[r].intervals
+        ceilings[c].append((intervals[0], len(intervals)))
+    site_start = np.searchsorted(lay.chunk_of_site, np.arange(len(chunks) + 1)).tolist()
+    numbers: dict[tuple[Any, ...], int] = {}
+    kinds = []
+    for c, feeder in enumerate(data.feeder_ids):
+        kind = (
+            tuple(site_kinds[site_start[c] : site_start[c + 1]]),
+            data.feeder_import_max_kw[feeder] is not None,
+            data.feeder_export_max_kw[feeder] is not None,
+            tuple(ceilings[c]),
+        )
+        kinds.append(numbers.setdefault(kind, len(numbers)))
+    return kinds
+
+
+def model_blocks(lay: Layout, owners: dict[str, np.ndarray], firsts: list[int]) -> BlockLP:
+    """The LP of the chunks ``firsts`` (ascending) alone, built whole and cut into
+    blocks: their matrices serve every chunk of their kinds."""
+    chosen = np.zeros(len(owners["feeders"]), dtype=bool)  # one feeder per chunk
+    chosen[firsts] = True
+    number = np.full(len(chosen), -1, dtype=np.int64)
+    number[firsts] = np.arange(len(firsts))
+    fleet = lay.problem.fleet
+
+    def keep(items: Any, owner: np.ndarray) -> tuple[Any, ...]:
+        return tuple(item for item, c in zip(items, owner.tolist(), strict=True) if chosen[c])
+
+    families = {name: keep(getattr(fleet, name), owners[name]) for name in FAMILIES}
+    models = Fleet(
+        sites=keep(fleet.sites, owners["sites"]),
+        feeders=keep(sorted(fleet.feeders, key=lambda f: f.feeder_id), owners["feeders"]),
+        **families,
     )
+    problem = replace(
+        lay.problem,
+        fleet=models,
+        requests=keep(lay.problem.requests, owners["requests"]),
+        name=f"{lay.problem.name}-models",
+    )
+    built = build_arrays(
+        problem,
+        check=False,
+        fixed_shape=True,
+        owners={name: number[owner[chosen[owner]]] for name, owner in owners.items()},
+    )
+    return block_lp(built, len(firsts))
+
+
+def shared_blocks(
+    built: Built, lay: Layout, chunks: list[Chunk], owners: dict[str, np.ndarray]
+) -> BlockLP:
+    """The LP of chunks (built without ``matrix``) cut into blocks, each with the
+    matrix of the first chunk of its kind (:func:`chunk_kinds`), built alone."""
+    kinds = chunk_kinds(lay, chunks)
+    firsts: dict[int, int] = {}
+    for c, kind in enumerate(kinds):
+        firsts.setdefault(kind, c)
+    models = model_blocks(lay, owners, list(firsts.values()))
+    blocks = block_lp(built, len(chunks))
+    blocks.shared(
+        kinds,
+        [models.block(k) for k in range(len(firsts))],
+        np.diff(models.rows).tolist(),
+    )
+    return blocks
 
 
 def owners_of(lay: Layout, data: Prepared) -> dict[str, np.ndarray]:
@@ -692,10 +782,11 @@ def _plan_decomposed(
     rows = coupling_rows(data, chunks)
     entries = flat_entries(rows, chunks)
     lay = layout(data, chunks, rows)
+    owners = owners_of(lay, data)
     built = build_arrays(
-        lay.problem, check=False, fixed_shape=True, owners=owners_of(lay, data), data=lay.data
+        lay.problem, check=False, fixed_shape=True, owners=owners, data=lay.data, matrix=False
     )
-    blocks = block_lp(built, len(chunks))
+    blocks = shared_blocks(built, lay, chunks, owners)
     prepared_s = time.perf_counter() - started
     solver = BlockSolver(blocks, map_function, batch, threads or os.cpu_count() or 1)
     x = np.zeros(built.lp.columns)
@@ -756,7 +847,7 @@ def _plan_decomposed(
     solution.size = {
         "variables": built.lp.columns,
         "constraints": built.lp.rows,
-        "nonzeros": len(blocks.value),
+        "nonzeros": blocks.nonzeros,
         "chunks": len(chunks),
         "shapes": len(set(blocks.keys)),
     }

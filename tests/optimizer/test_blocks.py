@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+from typing import Any
+
 import numpy as np
+import pandas as pd
 import pytest
 import scipy.sparse as sp
 
@@ -10,7 +14,9 @@ from benchmarks.scaling_fleet import scaling_problem
 from optimizer import decompose
 from optimizer.arrays import build_arrays, solve_arrays
 from optimizer.blocks import BlockLP, BlockSolver, HotSolver
+from optimizer.devices import FAMILIES, Device, Fleet, Site
 from optimizer.prepare import prepare
+from optimizer.problem import Problem
 from optimizer.results import plan
 from tests.optimizer.test_formulations import mixed_problem
 
@@ -38,6 +44,118 @@ def chunk_blocks(devices: int, seed: int) -> tuple[BlockLP, int]:
         data=lay.data,
     )
     return decompose.block_lp(built, len(chunks)), len(chunks)
+
+
+def copies_of_the_mixed_fleet(copies: int) -> Problem:
+    """The mixed problem's fleet ``copies`` times, odd copies on two feeders of their
+    own with a request of the same length at another time; the copies apart in limits
+    and windows (the same matrices), or in an efficiency, a site limit or a delivery
+    factor (other matrices)."""
+    problem = mixed_problem(integer=False)
+    fleet = problem.fleet
+    south = {"F-1": "F-3", "F-2": "F-4"}
+    sites: list[Site] = []
+    families: dict[str, list[Any]] = {name: [] for name in FAMILIES}
+    for n in range(copies):
+        renamed = {s.site_id: f"{s.site_id}{n}" for s in fleet.sites}
+        for site in fleet.sites:
+            limit = site.import_max_kw
+            if limit is not None:
+                limit = None if (n == 4 and site.site_id == "a") else limit + n
+            feeder = south[site.feeder] if n % 2 else site.feeder
+            sites.append(
+                replace(site, site_id=renamed[site.site_id], feeder=feeder, import_max_kw=limit)
+            )
+        for name in FAMILIES:
+            for device in getattr(fleet, name):
+                change: dict[str, object] = {
+                    "device_id": f"{device.device_id}-{n}",
+                    "site_id": renamed[device.site_id],
+                }
+                if device.device_id == "bat-a":
+                    change["e_max_kwh"] = 10.0 + n
+                    if n == 3:
+                        change["charge_efficiency"] = 0.95
+                if device.device_id == "ev-b":
+                    change["arrival"] = device.arrival + pd.Timedelta(hours=n % 3)
+                if device.device_id == "pv" and n == 5:
+                    change["delivery_factor"] = 0.9
+                copy: Device = replace(device, **change)
+                families[name].append(copy)
+    copied = Fleet(
+        sites=tuple(sites),
+        feeders=fleet.feeders
+        + tuple(replace(f, feeder_id=south[f.feeder_id], region="South") for f in fleet.feeders),
+        **{name: tuple(members) for name, members in families.items()},
+    )
+    cut = problem.requests[0]
+    other = replace(
+        cut,
+        request_id="cut-south",
+        feeder="F-3",
+        start=cut.start - pd.Timedelta(hours=7),
+        end=cut.end - pd.Timedelta(hours=7),
+    )
+    return replace(problem, fleet=copied, requests=(*problem.requests, other))
+
+
+@pytest.mark.parametrize(
+    ("problem", "chunk_devices"),
+    [
+        (scaling_problem(300, 1), 12),
+        (copies_of_the_mixed_fleet(6), 2),
+        (copies_of_the_mixed_fleet(6), 5),
+    ],
+)
+def test_shared_matrices_are_those_of_the_whole_build(problem: Problem, chunk_devices: int) -> None:
+    """The fleet path builds one chunk of each kind: every chunk's block, bounds and
+    order are those that building every chunk gives."""
+    data = prepare(problem)
+    chunks = decompose.partition(data, chunk_devices)
+    rows = decompose.coupling_rows(data, chunks)
+    lay = decompose.layout(data, chunks, rows)
+    owners = decompose.owners_of(lay, data)
+
+    def build(matrix: bool) -> tuple[BlockLP, list[np.ndarray]]:
+        built = build_arrays(
+            lay.problem, check=False, fixed_shape=True, owners=owners, data=lay.data, matrix=matrix
+        )
+        if matrix:
+            return decompose.block_lp(built, len(chunks)), built.request_rows
+        return decompose.shared_blocks(built, lay, chunks, owners), built.request_rows
+
+    (whole, whole_rows), (shared, shared_rows) = build(True), build(False)
+    kinds = decompose.chunk_kinds(lay, chunks)
+    assert 1 < len(set(kinds)) < len(chunks)  # several kinds, and chunks sharing one
+    assert shared.nonzeros == whole.nonzeros
+    for mine_rows, their_rows in zip(shared_rows, whole_rows, strict=True):
+        np.testing.assert_array_equal(mine_rows, their_rows)
+    for name in ("column_order", "row_order", "columns", "rows"):
+        np.testing.assert_array_equal(getattr(shared, name), getattr(whole, name))
+    for b in range(len(chunks)):
+        for mine, theirs in zip(shared.bounds(b), whole.bounds(b), strict=True):
+            np.testing.assert_allclose(mine, theirs, rtol=1e-12, atol=1e-12)
+        for mine, theirs in zip(shared.block(b), whole.block(b), strict=True):
+            np.testing.assert_array_equal(mine, theirs)
+
+
+def test_a_block_and_a_matrix_of_other_sizes_are_refused() -> None:
+    blocks = BlockLP.sort(
+        np.array([0, 1, 1]),
+        np.array([0, 1]),
+        2,
+        lower=np.zeros(3),
+        upper=np.ones(3),
+        cost=np.ones(3),
+        row_lower=np.zeros(2),
+        row_upper=np.ones(2),
+    )
+    one_column = (np.array([0, 1], dtype=np.int32), np.array([0], dtype=np.int32), np.ones(1))
+    with pytest.raises(RuntimeError, match="block 1 has 2 columns and 1 rows"):
+        blocks.shared([0, 0], [one_column], [1])
+    two_columns = (np.array([0, 1, 2], np.int32), np.zeros(2, np.int32), np.ones(2))
+    blocks.shared([0, 1], [one_column, two_columns], [1, 1])
+    assert blocks.nonzeros == 3
 
 
 def test_blocks_of_one_shape_share_a_matrix_and_hot_starts_change_nothing() -> None:
