@@ -90,8 +90,8 @@ class BlockLP:
             cost=cost[column_order],
             row_lower=row_lower[row_order],
             row_upper=row_upper[row_order],
-            columns=np.searchsorted(column_owner[column_order], np.arange(blocks + 1)),
-            rows=np.searchsorted(row_owner[row_order], np.arange(blocks + 1)),
+            columns=_starts(column_owner, blocks),
+            rows=_starts(row_owner, blocks),
             column_order=column_order,
             row_order=row_order,
             row_position=row_position,
@@ -225,6 +225,14 @@ class BlockLP:
             self.row_lower[rs],
             self.row_upper[rs],
         )
+
+
+def _starts(owner: np.ndarray, blocks: int) -> np.ndarray:
+    """Where each block's members start once sorted by block, and the end."""
+    counts = np.bincount(owner, minlength=blocks)
+    if len(counts) > blocks:
+        raise ValueError(f"a block numbered {len(counts) - 1}; there are {blocks}")
+    return np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
 
 
 @dataclass

@@ -61,7 +61,6 @@ from optimizer.devices import (
     Feeder,
     Fleet,
     HeatPump,
-    PhotovoltaicSystem,
     ShiftableLoad,
 )
 from optimizer.prepare import Prepared, RequestScope, prepare
@@ -181,26 +180,50 @@ def partition(data: Prepared, chunk_devices: int) -> list[Chunk]:
     return chunks
 
 
+def baselines(data: Prepared) -> np.ndarray:
+    """Every device's baseline [kW], one row per device in the fleet's order."""
+    devices = data.problem.fleet.devices()
+    steps = data.horizon.intervals
+    if "baselines" not in data.cache:
+        data.cache["baselines"] = np.array(
+            [data.baseline_kw[d.device_id] for d in devices], dtype=float
+        ).reshape(len(devices), steps)
+    return data.cache["baselines"]
+
+
+def _families(data: Prepared) -> dict[str, slice]:
+    """The rows of each family among the fleet's devices."""
+    fleet = data.problem.fleet
+    out = {}
+    first = 0
+    for name in FAMILIES:
+        size = len(getattr(fleet, name))
+        out[name] = slice(first, first + size)
+        first += size
+    return out
+
+
+def _figure(devices: tuple[Device, ...], name: str) -> np.ndarray:
+    """One attribute of each device, as a column."""
+    return np.array([getattr(d, name) for d in devices], dtype=float).reshape(len(devices), 1)
+
+
 def reduction_room(data: Prepared) -> np.ndarray:
     """Per device and interval, how far below its baseline it could go [kW], ignoring
     energy limits: the weight of its share in a request."""
     fleet = data.problem.fleet
-    steps = data.horizon.intervals
-    room = []
-    for device in fleet.devices():
-        baseline = data.baseline_kw[device.device_id]
-        if isinstance(device, Battery):
-            lowest = np.full(steps, -device.p_discharge_max_kw)
-        elif isinstance(device, ElectricVehicle):
-            lowest = np.full(steps, -device.v2g_p_max_kw)
-        elif isinstance(device, CurtailableLoad):
-            lowest = baseline * (1 - device.max_curtail_frac)
-        elif isinstance(device, ShiftableLoad | HeatPump):
-            lowest = np.zeros(steps)
-        else:  # PV cannot produce more than its forecast
-            lowest = baseline
-        room.append(np.clip(baseline - lowest, 0, None))
-    return np.array(room).reshape(len(room), steps)
+    baseline = baselines(data)
+    at = _families(data)
+    lowest = np.zeros_like(baseline)  # shiftable loads and heat pumps can stop
+    lowest[at["batteries"]] = -_figure(fleet.batteries, "p_discharge_max_kw")
+    lowest[at["vehicles"]] = -_figure(fleet.vehicles, "v2g_p_max_kw")
+    curtailable = baseline[at["curtailable_loads"]]
+    lowest[at["curtailable_loads"]] = curtailable * (
+        1 - _figure(fleet.curtailable_loads, "max_curtail_frac")
+    )
+    # PV cannot produce more than its forecast
+    lowest[at["pv_systems"]] = baseline[at["pv_systems"]]
+    return np.clip(baseline - lowest, 0, None)
 
 
 def raise_room(data: Prepared) -> np.ndarray:
@@ -208,32 +231,32 @@ def raise_room(data: Prepared) -> np.ndarray:
     energy limits: the weight of its share of a row's headroom."""
     fleet = data.problem.fleet
     steps = data.horizon.intervals
-    room = []
-    v = s = c = 0
-    for device in fleet.devices():
-        baseline = data.baseline_kw[device.device_id]
-        highest = baseline
-        if isinstance(device, Battery):
-            highest = np.full(steps, device.p_charge_max_kw)
-        elif isinstance(device, ElectricVehicle):
-            window = data.vehicle_windows[v]
-            highest = np.zeros(steps)
-            highest[window.first : window.last] = device.p_max_kw
-            v += 1
-        elif isinstance(device, ShiftableLoad):
-            starts = data.shiftable_starts[s]
-            highest = np.zeros(steps)
-            highest[starts.start : starts[-1] + len(device.profile_kw)] = max(device.profile_kw)
-            s += 1
-        elif isinstance(device, CurtailableLoad):
-            highest = baseline + data.curtail_rebound_max_kw[c]
-            c += 1
-        elif isinstance(device, HeatPump):
-            highest = np.full(steps, device.p_max_kw)
-        elif isinstance(device, PhotovoltaicSystem):
-            highest = np.zeros(steps) if device.curtailable else baseline
-        room.append(np.clip(highest - baseline, 0, None))
-    return np.array(room).reshape(len(room), steps)
+    baseline = baselines(data)
+    at = _families(data)
+    t = np.arange(steps)
+    highest = np.zeros_like(baseline)
+    highest[at["batteries"]] = _figure(fleet.batteries, "p_charge_max_kw")
+    windows = data.vehicle_windows
+    first = np.array([w.first for w in windows], dtype=np.int64).reshape(-1, 1)
+    last = np.array([w.last for w in windows], dtype=np.int64).reshape(-1, 1)
+    highest[at["vehicles"]] = np.where(
+        (t >= first) & (t < last), _figure(fleet.vehicles, "p_max_kw"), 0.0
+    )
+    loads = fleet.shiftable_loads
+    begin = np.array([s.start for s in data.shiftable_starts], dtype=np.int64).reshape(-1, 1)
+    starts = zip(data.shiftable_starts, loads, strict=True)
+    end = np.array([s[-1] + len(load.profile_kw) for s, load in starts], dtype=np.int64).reshape(
+        -1, 1
+    )
+    peak = np.array([max(load.profile_kw) for load in loads], dtype=float).reshape(-1, 1)
+    highest[at["shiftable_loads"]] = np.where((t >= begin) & (t < end), peak, 0.0)
+    highest[at["curtailable_loads"]] = baseline[at["curtailable_loads"]] + np.array(
+        data.curtail_rebound_max_kw, dtype=float
+    ).reshape(-1, steps)
+    highest[at["heat_pumps"]] = _figure(fleet.heat_pumps, "p_max_kw")
+    curtailable = np.array([s.curtailable for s in fleet.pv_systems], dtype=bool).reshape(-1, 1)
+    highest[at["pv_systems"]] = np.where(curtailable, 0.0, baseline[at["pv_systems"]])
+    return np.clip(highest - baseline, 0, None)
 
 
 def coupling_rows(data: Prepared, chunks: list[Chunk]) -> list[Row]:
@@ -242,9 +265,7 @@ def coupling_rows(data: Prepared, chunks: list[Chunk]) -> list[Row]:
     devices = fleet.devices()
     steps = data.horizon.intervals
     factor = np.array([d.delivery_factor for d in devices])
-    baseline = np.array([data.baseline_kw[d.device_id] for d in devices]).reshape(
-        len(devices), steps
-    )
+    baseline = baselines(data)
     room = reduction_room(data) * factor[:, None]
     rise = raise_room(data) * factor[:, None]
     # Per chunk and interval: baseline net load (base loads and device baselines) and room.

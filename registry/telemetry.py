@@ -61,6 +61,12 @@ def _frame(readings: Sequence[Mapping[str, Any]] | pd.DataFrame) -> pd.DataFrame
     for column in ("device_id", "timestamp", "p_kw", "soc_frac", "online"):
         if column not in frame:
             frame[column] = None
+        elif frame[column].dtype == object:
+            # A list or an object where a value belongs is checked as its text (and
+            # rejected as such), so that the batch's values can be told apart.
+            frame[column] = frame[column].map(
+                lambda v: str(v) if isinstance(v, list | dict | set | tuple) else v
+            )
     return frame
 
 

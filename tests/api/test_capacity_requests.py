@@ -31,6 +31,16 @@ def window(minutes_ahead: float = 10, hours: float = 2) -> dict[str, str]:
     return {"start": start.isoformat(), "end": (start + timedelta(hours=hours)).isoformat()}
 
 
+def evening_window(hours: float = 2) -> dict[str, str]:
+    """The next window from 18:00 UTC at least two hours ahead: planned on load profiles,
+    at an hour when the demo fleet's vehicles are plugged in."""
+    now = datetime.now(UTC)
+    start = now.replace(hour=18, minute=0, second=0, microsecond=0)
+    while start < now + timedelta(hours=2):
+        start += timedelta(days=1)
+    return {"start": start.isoformat(), "end": (start + timedelta(hours=hours)).isoformat()}
+
+
 def wait_while(
     client: TestClient, key: str, request_id: str, statuses: set[str], timeout_s: float = 60
 ) -> dict[str, Any]:
@@ -56,7 +66,9 @@ def test_a_request_is_planned_in_the_background_with_per_interval_figures(
     client: TestClient, keys: dict[str, str]
 ) -> None:
     operator = keys["operator"]
-    request_id = submit(client, operator, feeder="F-01", kw=20, auto_dispatch=False, **window())
+    # In the evening: the demo fleet cannot give 20 kW on F-01 at every hour.
+    times = evening_window()
+    request_id = submit(client, operator, feeder="F-01", kw=20, auto_dispatch=False, **times)
     body = wait_while(client, operator, request_id, {"planning"})
     assert body["status"] == "planned", body
     assert body["job"]["status"] == "done" and body["job"]["progress"] == 1.0
@@ -101,8 +113,10 @@ def test_overlapping_requests_never_book_the_same_device(
     client: TestClient, keys: dict[str, str]
 ) -> None:
     operator = keys["operator"]
-    # Two hours ahead: every enrolled device counts, whatever the loads do now.
-    times = window(minutes_ahead=120)
+    # Hours ahead, every enrolled device counts, whatever the loads do now. In the
+    # evening: from 06:00 to 12:00 UTC the devices the first request leaves on F-01
+    # cannot give another 5 kW.
+    times = evening_window()
     first = submit(client, operator, feeder="F-01", kw=5, auto_dispatch=False, **times)
     first_body = wait_while(client, operator, first, {"planning"})
     second = submit(client, operator, feeder="F-01", kw=5, auto_dispatch=False, **times)

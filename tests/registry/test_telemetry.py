@@ -84,6 +84,25 @@ def test_bad_rows_are_returned_with_reasons_and_good_rows_kept(session: Session)
     assert stored(session) == 3
 
 
+def test_lists_and_objects_as_values_are_rejected_by_field(session: Session) -> None:
+    device = create_device(session, device_in())
+    good = readings(device.device_id, 2)
+    bad = [
+        {**good[0], field: value}
+        for field in ("device_id", "timestamp", "p_kw", "soc_frac", "online")
+        for value in ([good[0][field]], {"value": good[0][field]})
+    ]
+    result = store_readings(session, good + bad, now=NOW)
+    session.commit()
+    assert (result.received, result.stored) == (12, 2)
+    fields = {r.row: [p.field for p in r.problems] for r in result.rejected}
+    assert fields == {
+        2 + 2 * k + n: [field]
+        for k, field in enumerate(("device_id", "timestamp", "p_kw", "soc_frac", "online"))
+        for n in (0, 1)
+    }
+
+
 def test_offsets_are_converted_to_utc_and_read_back_in_range(session: Session) -> None:
     device = create_device(session, device_in())
     batch = [
