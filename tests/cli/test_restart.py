@@ -104,7 +104,7 @@ def test_a_request_planned_when_the_service_is_killed_is_planned_after_restart(
             json={
                 "region": devices["items"][0]["region"],
                 "start": start.isoformat(),
-                "end": (start + timedelta(hours=8)).isoformat(),
+                "end": (start + timedelta(hours=4)).isoformat(),
                 "kw": 40,
                 "resolution_s": 60,
                 "auto_dispatch": False,
