@@ -13,7 +13,10 @@ Chunks are solved on ``--threads`` threads in the process (the machine's cores b
 default); ``--workers N`` sends them to a Dask LocalCluster of N single-threaded
 workers instead. ``--time-limit`` bounds the correction rounds that follow the first
 pass. The line also gives ``chunks``, ``shapes`` (distinct chunk matrices), ``rounds``
-(correction rounds run) and ``first_pass_s``.
+(correction rounds run), ``first_pass_s``, ``cpu_s`` (the process's CPU time while it
+plans) and ``steal_share`` (the share of the machine's CPU time its host took for others
+meanwhile, from ``/proc/stat``; ``null`` elsewhere): figures from a busy host are slower
+for reasons outside the code.
 
 Usage::
 
@@ -35,6 +38,21 @@ from pathlib import Path
 from typing import Any
 
 MONOLITHIC_LIMIT = 3_000
+
+
+def cpu_ticks() -> tuple[int, int] | None:
+    """The machine's (steal, total) CPU ticks so far, where ``/proc/stat`` tells them."""
+    try:
+        fields = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
+    except OSError:
+        return None
+    ticks = [int(f) for f in fields[:8]]
+    return ticks[7], sum(ticks)
+
+
+def cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
 def measure(
@@ -68,6 +86,7 @@ def measure(
             return client.gather(client.map(function, items, pure=False))
 
     try:
+        ticks, cpu = cpu_ticks(), cpu_seconds()
         started = time.perf_counter()
         result = plan(
             problem,
@@ -77,6 +96,8 @@ def measure(
             time_limit_s=time_limit,
         )
         total = time.perf_counter() - started
+        cpu = cpu_seconds() - cpu
+        after = cpu_ticks()
     finally:
         if client is not None:
             client.close()
@@ -104,6 +125,10 @@ def measure(
         "total_s": round(total, 3),
         "objective": round(result.objective, 6),
         "shortfall_kwh": round(sum(r.shortfall_kwh for r in result.requests), 6),
+        "cpu_s": round(cpu, 3),
+        "steal_share": None
+        if ticks is None or after is None or after[1] == ticks[1]
+        else round((after[0] - ticks[0]) / (after[1] - ticks[1]), 4),
     }
     if compare and devices <= MONOLITHIC_LIMIT:
         started = time.perf_counter()
