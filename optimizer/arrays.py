@@ -684,11 +684,7 @@ def build_arrays(
         row_lower = np.where(reduction_rows, kw + offset, -INF)
         row_upper = np.where(reduction_rows, INF, cap - scope_base_kw - offset)
         request_blocks = own("requests", slice(None))
-        request_owner = (
-            None
-            if request_blocks is None
-            else np.repeat(request_blocks, [len(x.intervals) for x in data.scopes])
-        )
+        request_owner = None if request_blocks is None else request_blocks[row_scope]
         req_rows = lp.constraints(count, row_lower, row_upper, owner=request_owner)
         req_short = lp.variables(count, 0, INF, dt * price[row_scope], owner=request_owner)
         if matrix:
@@ -699,12 +695,9 @@ def build_arrays(
                 row_sign[change.row] * change.data,
             )
         lp.terms(req_rows, req_short, -row_sign)
-        cursor = 0
-        for scope in data.scopes:
-            width = len(scope.intervals)
-            request_rows.append(req_rows[cursor : cursor + width])
-            request_short.append(req_short[cursor : cursor + width])
-            cursor += width
+        for first, width in zip(first_row.tolist(), widths.tolist(), strict=True):
+            request_rows.append(req_rows[first : first + width])
+            request_short.append(req_short[first : first + width])
         short_cols.append(req_short)
     costs["shortfall"] = short_cols
     index.update(site_import=imp, site_export=exp, site_violation=viol, feeder_violation=fviol)
