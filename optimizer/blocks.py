@@ -36,6 +36,7 @@ MapFunction = Callable[[Callable[[Any], Any], Sequence[Any]], Iterable[Any]]
 
 
 Matrix = tuple[np.ndarray, np.ndarray, np.ndarray]  # column-wise: start, index, value
+Values = np.ndarray | list[np.ndarray]  # one array, or parts laid end to end
 
 
 @dataclass
@@ -67,14 +68,18 @@ class BlockLP:
         row_owner: np.ndarray,
         blocks: int,
         *,
-        lower: np.ndarray,
-        upper: np.ndarray,
-        cost: np.ndarray,
-        row_lower: np.ndarray,
-        row_upper: np.ndarray,
+        lower: Values,
+        upper: Values,
+        cost: Values,
+        row_lower: Values,
+        row_upper: Values,
     ) -> BlockLP:
         """Sort the columns and rows of an LP by their block, keeping their order within
         a block; the matrices are still to be given.
+
+        Each of the bounds and costs is one array or a list of parts (of any shapes,
+        broadcast views included) laid end to end in C order: parts are written
+        straight to their sorted places, never joined first.
 
         Raises ``ValueError`` when a column or row has no block.
         """
@@ -82,14 +87,17 @@ class BlockLP:
             raise ValueError("every column and row needs a block")
         column_order = np.argsort(column_owner, kind="stable")
         row_order = np.argsort(row_owner, kind="stable")
-        row_position = np.empty_like(row_order)
-        row_position[row_order] = np.arange(len(row_order))
+        row_position = _inverse(row_order, np.int64)
+        column_position = None
+        if any(isinstance(v, list) for v in (lower, upper, cost)):
+            narrow = len(column_order) < np.iinfo(np.int32).max
+            column_position = _inverse(column_order, np.int32 if narrow else np.int64)
         return cls(
-            lower=lower[column_order],
-            upper=upper[column_order],
-            cost=cost[column_order],
-            row_lower=row_lower[row_order],
-            row_upper=row_upper[row_order],
+            lower=_sorted(lower, column_order, column_position),
+            upper=_sorted(upper, column_order, column_position),
+            cost=_sorted(cost, column_order, column_position),
+            row_lower=_sorted(row_lower, row_order, row_position),
+            row_upper=_sorted(row_upper, row_order, row_position),
             columns=_starts(column_owner, blocks),
             rows=_starts(row_owner, blocks),
             column_order=column_order,
@@ -104,7 +112,7 @@ class BlockLP:
         column_owner: np.ndarray,
         row_owner: np.ndarray,
         blocks: int,
-        **bounds: np.ndarray,
+        **bounds: Values,
     ) -> BlockLP:
         """Sort an LP given as [row, column, value] entries (duplicates summed) by its
         blocks (see :meth:`sort`, which takes the same ``bounds``), and find which
@@ -229,10 +237,37 @@ class BlockLP:
 
 def _starts(owner: np.ndarray, blocks: int) -> np.ndarray:
     """Where each block's members start once sorted by block, and the end."""
-    counts = np.bincount(owner, minlength=blocks)
-    if len(counts) > blocks:
-        raise ValueError(f"a block numbered {len(counts) - 1}; there are {blocks}")
+    counts = np.zeros(blocks, dtype=np.int64)
+    step = 1 << 20  # counted a slice at a time: bincount widens what it counts
+    for first in range(0, len(owner), step):
+        part = np.bincount(owner[first : first + step], minlength=blocks)
+        if len(part) > blocks:
+            raise ValueError(f"a block numbered {len(part) - 1}; there are {blocks}")
+        counts += part
     return np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+
+
+def _inverse(order: np.ndarray, dtype: type) -> np.ndarray:
+    """The position of each member in ``order`` (a permutation)."""
+    position: np.ndarray = np.empty(len(order), dtype=dtype)
+    position[order] = np.arange(len(order), dtype=dtype)
+    return position
+
+
+def _sorted(values: Values, order: np.ndarray, position: np.ndarray | None) -> np.ndarray:
+    """``values`` (one array, or parts laid end to end) taken in ``order``; parts are
+    placed by ``position``, the inverse of ``order``."""
+    if isinstance(values, np.ndarray):
+        return values[order]
+    assert position is not None
+    out = np.empty(len(order))
+    start = 0
+    for part in values:
+        out[position[start : start + part.size].reshape(part.shape)] = part
+        start += part.size
+    if start != len(order):
+        raise ValueError(f"{start} values for {len(order)} places")
+    return out
 
 
 @dataclass
@@ -416,15 +451,24 @@ class BlockSolver:
             by_lane.setdefault(self.lane[b], []).append(b)
         return list(by_lane.values())
 
-    def _run_lane(self, members: list[int]) -> list[Solved]:
+    def _run_lane(self, members: list[int], take: Take | None) -> list[Solved]:
         lane = self.lane[members[0]]
         solver = self.solvers.get(lane)
         if solver is None:
             solver = self.solvers[lane] = HotSolver(self.lp.block(members[0]))
-        return [solver.solve(b, self.lp.bounds(b), self.bases.get(b)) for b in members]
+        out = []
+        for b in members:
+            solved = solver.solve(b, self.lp.bounds(b), self.bases.get(b))
+            out.append(_taken(solved, take))
+        return out
 
-    def solve(self, blocks: Iterable[int]) -> list[Solved]:
-        """Solve ``blocks``, those of one lane one after another."""
+    def solve(self, blocks: Iterable[int], take: Take | None = None) -> list[Solved]:
+        """Solve ``blocks``, those of one lane one after another.
+
+        With ``take``, each block's outcome is handed to it as soon as it is solved
+        (from the thread that solved it) and returned without its ``x`` and
+        ``row_dual``: a large LP's solution is then never held twice.
+        """
         lanes = self._lanes(blocks)
         if self.map_function is not None:
             tasks = [
@@ -436,17 +480,31 @@ class BlockSolver:
                 )
                 for members in lanes
             ]
-            results = [s for group in self.map_function(solve_task, tasks) for s in group]
+            results = [
+                _taken(s, take) for group in self.map_function(solve_task, tasks) for s in group
+            ]
         elif self.threads > 1 and len(lanes) > 1:
             # Longest lanes first, so that the threads finish together.
             lanes.sort(key=len, reverse=True)
             with ThreadPoolExecutor(self.threads) as pool:
-                results = [s for group in pool.map(self._run_lane, lanes) for s in group]
+                groups = pool.map(self._run_lane, lanes, [take] * len(lanes))
+                results = [s for group in groups for s in group]
         else:
-            results = [s for members in lanes for s in self._run_lane(members)]
+            results = [s for members in lanes for s in self._run_lane(members, take)]
         for solved in results:
             self.solve_s += solved.solve_s
             self.solves += 1
             if solved.basis is not None:
                 self.bases[solved.block] = solved.basis
         return results
+
+
+Take = Callable[[Solved], None]
+
+
+def _taken(solved: Solved, take: Take | None) -> Solved:
+    """``solved`` handed to ``take``, then without its solution (kept when no ``take``)."""
+    if take is not None:
+        take(solved)
+        solved.x = solved.row_dual = None
+    return solved

@@ -49,8 +49,8 @@ import numpy as np
 import scipy.sparse as sp
 from pyomo.common.gc_manager import PauseGC
 
-from optimizer.arrays import Built, build_arrays, read_solution
-from optimizer.blocks import BlockLP, BlockSolver, MapFunction
+from optimizer.arrays import Built, build_arrays, join_parts, read_solution
+from optimizer.blocks import BlockLP, BlockSolver, MapFunction, Solved, Values
 from optimizer.costs import evaluate_costs, feeder_violation, request_shortfall
 from optimizer.devices import (
     FAMILIES,
@@ -622,18 +622,26 @@ def block_lp(built: Built, chunks: int) -> BlockLP:
     cost = built.cost  # kept joined: solutions are priced with it
     lp.cost.clear()
     lp.integer.clear()
-    column_owner, row_owner = take(lp.column_owner), take(lp.row_owner)
-    bounds = {
-        "lower": take(lp.lower),
-        "upper": take(lp.upper),
+    column_owner = join_parts(lp.column_owner, np.int32)
+    row_owner = join_parts(lp.row_owner, np.int32)
+    lp.column_owner.clear()
+    lp.row_owner.clear()
+    # Bounds go from their parts straight to their sorted places.
+    bounds: dict[str, Values] = {
+        "lower": lp.lower,
+        "upper": lp.upper,
         "cost": cost,
-        "row_lower": take(lp.row_lower),
-        "row_upper": take(lp.row_upper),
+        "row_lower": lp.row_lower,
+        "row_upper": lp.row_upper,
     }
     if not lp.keep_entries:
-        return BlockLP.sort(column_owner, row_owner, chunks, **bounds)
-    entries = [take(lp.entries_row), take(lp.entries_col), take(lp.entries_val)]
-    return BlockLP.build(entries, column_owner, row_owner, chunks, **bounds)
+        out = BlockLP.sort(column_owner, row_owner, chunks, **bounds)
+    else:
+        entries = [take(lp.entries_row), take(lp.entries_col), take(lp.entries_val)]
+        out = BlockLP.build(entries, column_owner, row_owner, chunks, **bounds)
+    for parts in (lp.lower, lp.upper, lp.row_lower, lp.row_upper):
+        parts.clear()
+    return out
 
 
 def chunk_kinds(lay: Layout, chunks: list[Chunk]) -> list[int]:
@@ -814,18 +822,21 @@ def _plan_decomposed(
     row_dual = np.zeros(built.lp.rows)
     status = ["optimal"]
 
+    def take(solved: Solved) -> None:
+        """A chunk's solution into the whole one (chunks own disjoint places)."""
+        if not solved.feasible:
+            raise RuntimeError(
+                f"chunk of feeder {chunks[solved.block].feeder}: solver status {solved.status}"
+            )
+        if solved.status != "optimal":
+            status[0] = solved.status
+        assert solved.x is not None and solved.row_dual is not None
+        b = solved.block
+        x[blocks.column_order[blocks.columns[b] : blocks.columns[b + 1]]] = solved.x
+        row_dual[blocks.row_order[blocks.rows[b] : blocks.rows[b + 1]]] = solved.row_dual
+
     def solve(which: list[int]) -> Solution:
-        for solved in solver.solve(which):
-            if not solved.feasible:
-                raise RuntimeError(
-                    f"chunk of feeder {chunks[solved.block].feeder}: solver status {solved.status}"
-                )
-            if solved.status != "optimal":
-                status[0] = solved.status
-            assert solved.x is not None and solved.row_dual is not None
-            b = solved.block
-            x[blocks.column_order[blocks.columns[b] : blocks.columns[b + 1]]] = solved.x
-            row_dual[blocks.row_order[blocks.rows[b] : blocks.rows[b + 1]]] = solved.row_dual
+        solver.solve(which, take)
         return read_solution(built, x, row_dual, status=status[0], costs=False)
 
     passed = time.perf_counter()

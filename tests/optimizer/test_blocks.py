@@ -158,6 +158,50 @@ def test_a_block_and_a_matrix_of_other_sizes_are_refused() -> None:
     assert blocks.nonzeros == 3
 
 
+def test_parts_go_to_the_places_their_joined_array_would() -> None:
+    rng = np.random.default_rng(4)
+    column_owner = rng.integers(0, 5, size=26)
+    row_owner = rng.integers(0, 5, size=9)
+    # As a build gives them: a scalar seen 6 times, a column seen over 4 intervals
+    # (a 2-D view), and plain arrays.
+    lower = [np.broadcast_to(np.float64(-1.5), (6,)), rng.normal(size=8)]
+    lower.append(np.broadcast_to(rng.normal(size=(3, 1)), (3, 4)))
+    upper = [rng.normal(size=26)]
+    rows = [np.broadcast_to(np.float64(2.0), (4,)), rng.normal(size=5)]
+    joined = {
+        "lower": np.concatenate([np.ravel(p) for p in lower]),
+        "upper": upper[0],
+        "cost": np.arange(26.0),
+        "row_lower": np.concatenate([np.ravel(p) for p in rows]),
+        "row_upper": -np.arange(9.0),
+    }
+    by_parts = {**joined, "lower": lower, "upper": upper, "row_lower": rows}
+    one = BlockLP.sort(column_owner, row_owner, 5, **joined)
+    other = BlockLP.sort(column_owner, row_owner, 5, **by_parts)
+    for name in ("lower", "upper", "cost", "row_lower", "row_upper", "columns", "rows"):
+        np.testing.assert_array_equal(getattr(other, name), getattr(one, name))
+    np.testing.assert_array_equal(
+        one.lower, joined["lower"][np.argsort(column_owner, kind="stable")]
+    )
+    with pytest.raises(ValueError, match="25 values for 26 places"):
+        BlockLP.sort(column_owner, row_owner, 5, **{**by_parts, "lower": [*lower[1:], np.ones(5)]})
+
+
+def test_solutions_handed_over_as_they_come_are_those_returned() -> None:
+    blocks, count = chunk_blocks(300, 2)
+    kept = {s.block: s.x for s in BlockSolver(blocks, threads=2).solve(range(count))}
+    handed: dict[int, np.ndarray] = {}
+
+    def take(solved: Any) -> None:
+        handed[solved.block] = solved.x
+
+    returned = BlockSolver(blocks, threads=2).solve(range(count), take)
+    assert sorted(handed) == list(range(count))
+    assert all(s.x is None and s.row_dual is None for s in returned)
+    for b, x in kept.items():
+        np.testing.assert_array_equal(handed[b], x)
+
+
 def test_blocks_of_one_shape_share_a_matrix_and_hot_starts_change_nothing() -> None:
     blocks, count = chunk_blocks(600, 3)
     keys = blocks.keys
