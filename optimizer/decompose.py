@@ -842,7 +842,8 @@ def _plan_decomposed(
     passed = time.perf_counter()
     parts = solve(list(range(len(chunks))))
     first_pass_s = time.perf_counter() - passed
-    solution = _assemble(data, lay, chunks, rows, parts)
+    places = dual_places(data, lay, chunks, rows)
+    solution = _assemble(data, lay, chunks, places, parts)
     rounds_run = 0
     step = 0.5
     for _ in range(rounds):
@@ -861,7 +862,7 @@ def _plan_decomposed(
         _move_caps(built, blocks, lay, rows, changed, entries)
         parts = solve(changed)
         rounds_run += 1
-        candidate = _assemble(data, lay, chunks, rows, parts)
+        candidate = _assemble(data, lay, chunks, places, parts)
         improvement = solution.objective - candidate.objective
         if improvement > 0:
             solution = candidate
@@ -910,10 +911,37 @@ def _move_caps(
             lay.caps[r] = cap
 
 
+def dual_groups(lay: Layout, chunks: list[Chunk]) -> list[tuple[int, tuple[int, str | None]]]:
+    """Per request of the chunks' problem, its chunk and that chunk's group key."""
+    keys = [list(chunk.groups) for chunk in chunks]
+    return [(c, keys[c][k]) for c, k in lay.groups]
+
+
+def dual_places(
+    data: Prepared, lay: Layout, chunks: list[Chunk], rows: list[Row]
+) -> tuple[np.ndarray, np.ndarray]:
+    """Where the chunks' request rows (laid end to end, request by request of the
+    chunks' problem) fall among the whole problem's request intervals (laid end to
+    end; -1 for a split feeder's row), and where each request's intervals start."""
+    starts = np.cumsum([0] + [len(scope.intervals) for scope in data.scopes])
+    first = [scope.intervals[0] for scope in data.scopes]
+    places = [
+        starts[row.request] + row.interval - first[row.request] if row.request >= 0 else -1
+        for c, key in dual_groups(lay, chunks)
+        for row in (rows[index] for index, _ in chunks[c].groups[key])
+    ]
+    return np.array(places, dtype=np.int64), starts
+
+
 def _assemble(
-    data: Prepared, lay: Layout, chunks: list[Chunk], rows: list[Row], parts: Solution
+    data: Prepared,
+    lay: Layout,
+    chunks: list[Chunk],
+    dual_places: tuple[np.ndarray, np.ndarray],
+    parts: Solution,
 ) -> Solution:
-    """The chunks' solution in the whole problem's order, priced on the whole problem."""
+    """The chunks' solution in the whole problem's order, priced on the whole problem
+    (``dual_places`` from :func:`dual_places`)."""
     fleet = data.problem.fleet
     steps = data.horizon.intervals
 
@@ -939,19 +967,23 @@ def _assemble(
     site_violation = back(parts.site_violation_kw, lay.site_order)
     feeders = feeder_violation(data, site_net)
     shortfall = [request_shortfall(data, power, r) for r in range(len(data.scopes))]
+    # A request interval's marginal cost: the lowest of its chunks' rows' costs.
+    places, starts = dual_places
+    cost_of_row = np.concatenate(
+        [
+            np.full(len(chunks[c].groups[key]), np.inf) if dual is None else -dual
+            for (c, key), dual in zip(dual_groups(lay, chunks), parts.request_dual, strict=True)
+        ]
+        or [np.zeros(0)]
+    )
+    request_rows = places >= 0
+    best = np.full(starts[-1], np.inf)
+    np.minimum.at(best, places[request_rows], cost_of_row[request_rows])
     duals: list[np.ndarray | None] = []
-    best = [np.full(len(scope.intervals), np.inf) for scope in data.scopes]
-    for r, (c, k) in enumerate(lay.groups):
-        dual = parts.request_dual[r]
-        members = list(chunks[c].groups.values())[k]
-        for j, (index, _) in enumerate(members):
-            row = rows[index]
-            if row.request >= 0 and dual is not None:
-                i = row.interval - data.scopes[row.request].intervals[0]
-                best[row.request][i] = min(best[row.request][i], -float(dual[j]))
     for r, scope in enumerate(data.scopes):
         sign = 1.0 if scope.request.kw is not None else -1.0
-        duals.append(np.where(np.isfinite(best[r]), best[r], np.nan) * sign)
+        mine = best[starts[r] : starts[r + 1]]
+        duals.append(np.where(np.isfinite(mine), mine, np.nan) * sign)
     costs = evaluate_costs(
         data,
         battery_charge_kw=battery["charge"],

@@ -13,7 +13,7 @@ import scipy.sparse as sp
 from benchmarks.scaling_fleet import scaling_problem
 from optimizer import decompose
 from optimizer.arrays import build_arrays, solve_arrays
-from optimizer.blocks import BlockLP, BlockSolver, HotSolver
+from optimizer.blocks import BlockLP, BlockSolver, HotSolver, Values
 from optimizer.devices import FAMILIES, Device, Fleet, Site
 from optimizer.prepare import prepare
 from optimizer.problem import Problem
@@ -175,7 +175,7 @@ def test_parts_go_to_the_places_their_joined_array_would() -> None:
         "row_lower": np.concatenate([np.ravel(p) for p in rows]),
         "row_upper": -np.arange(9.0),
     }
-    by_parts = {**joined, "lower": lower, "upper": upper, "row_lower": rows}
+    by_parts: dict[str, Values] = {**joined, "lower": lower, "upper": upper, "row_lower": rows}
     one = BlockLP.sort(column_owner, row_owner, 5, **joined)
     other = BlockLP.sort(column_owner, row_owner, 5, **by_parts)
     for name in ("lower", "upper", "cost", "row_lower", "row_upper", "columns", "rows"):
