@@ -21,6 +21,7 @@ from typing import Any
 
 import highspy
 import numpy as np
+import numpy.typing as npt
 import scipy.sparse as sp
 
 from optimizer.highs import run_lp
@@ -103,19 +104,30 @@ class LinearProgram:
         """Add coefficients ``values`` at (``rows``, ``cols``), broadcast together."""
         if not self.keep_entries:
             return
+        # Broadcast views, joined once by :meth:`entries`.
         rows, cols, vals = np.broadcast_arrays(rows, cols, np.asarray(values, float))
-        self.entries_row.append(rows.ravel())
-        self.entries_col.append(cols.ravel())
-        self.entries_val.append(vals.ravel())
+        self.entries_row.append(rows)
+        self.entries_col.append(cols)
+        self.entries_val.append(vals)
+
+    def entries(self, keep: bool = True) -> list[np.ndarray]:
+        """The coefficients' rows, columns and values as they were added (duplicates
+        not summed), each joined into one array, indices keeping their width; the
+        pieces are let go unless ``keep``."""
+        out = []
+        for parts in (self.entries_row, self.entries_col, self.entries_val):
+            out.append(join_parts(parts, np.result_type(*parts) if parts else np.int64))
+            if not keep:
+                parts.clear()
+        out[2] = out[2].astype(float, copy=False)
+        return out
 
     def matrix(self, shape: tuple[int, int] | None = None) -> sp.csc_array:
         return sp.csc_array(self.coo(shape))  # duplicates are summed
 
     def coo(self, shape: tuple[int, int] | None = None) -> sp.coo_array:
         """The coefficients as they were added (duplicates not yet summed)."""
-        rows = np.concatenate(self.entries_row) if self.entries_row else np.zeros(0, int)
-        cols = np.concatenate(self.entries_col) if self.entries_col else np.zeros(0, int)
-        vals = np.concatenate(self.entries_val) if self.entries_val else np.zeros(0)
+        rows, cols, vals = self.entries()
         return sp.coo_array((vals, (rows, cols)), shape=shape or (self.rows, self.columns))
 
 
@@ -155,7 +167,7 @@ def _ranges(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
     )
 
 
-def join_parts(parts: list[np.ndarray], dtype: type = float) -> np.ndarray:
+def join_parts(parts: list[np.ndarray], dtype: npt.DTypeLike = float) -> np.ndarray:
     """Arrays of any shapes (broadcast views included) flattened and laid end to end,
     written once into a new array: at 100,000 devices a column array is 28 million
     numbers, and fresh memory is what costs most in building them."""
@@ -776,6 +788,16 @@ def solve_arrays(
     return solution
 
 
+def reusable(into: Solution | None, name: str, shape: tuple[int, ...]) -> np.ndarray:
+    """The array ``name`` of ``into`` when it has ``shape`` (its values to be written
+    over), else a new one: at 100,000 devices a plan's arrays take 400 MB, and fresh
+    memory is what costs most in reading a point back."""
+    old = getattr(into, name, None)
+    if isinstance(old, np.ndarray) and old.shape == shape and old.dtype == float:
+        return old
+    return np.empty(shape)
+
+
 def read_solution(
     built: Built,
     x: np.ndarray,
@@ -784,10 +806,12 @@ def read_solution(
     status: str = "optimal",
     objective: float | None = None,
     costs: bool = True,
+    into: Solution | None = None,
 ) -> Solution:
     """A point of ``built``'s LP (columns ``x``, row ``duals``) read back into arrays;
     the objective is recomputed from ``x`` when not given, and the cost terms left
-    out unless ``costs``."""
+    out unless ``costs``. The arrays of ``into`` (a point of the same LP read before
+    and no longer needed) are written over instead of new ones."""
     data = built.data
     steps = data.horizon.intervals
     devices = data.problem.fleet.devices()
@@ -796,40 +820,55 @@ def read_solution(
     if objective is None:
         objective = float(cost_vector @ x)
     device_columns = built.power_matrix.shape[1]
-    power = (built.power_matrix @ x[:device_columns] + built.power_constant).reshape(
-        len(devices), steps
-    )
 
-    def take(name: str, shape: tuple[int, int]) -> np.ndarray:
-        return x[index[name]] if name in index else np.zeros(shape)
+    def place(name: str, shape: tuple[int, ...]) -> np.ndarray:
+        return reusable(into, name, shape)
 
+    def take(name: str, field: str, shape: tuple[int, int]) -> np.ndarray:
+        if name not in index:
+            return np.zeros(shape)
+        return np.take(x, index[name], out=place(field, index[name].shape))
+
+    def where_kept(name: str, field: str) -> np.ndarray:
+        """Values of columns that may be missing (-1), 0 for those."""
+        which = index[name]
+        out = np.take(x, which, out=place(field, which.shape))
+        out[which < 0] = 0.0
+        return out
+
+    power = place("power_kw", (len(devices), steps))
+    np.add(built.power_matrix @ x[:device_columns], built.power_constant, out=power.reshape(-1))
     nb, nv = len(data.problem.fleet.batteries), len(data.problem.fleet.vehicles)
-    ev_charge = np.zeros((nv, steps))
-    ev_discharge = np.zeros((nv, steps))
+    ev_charge = place("ev_charge_kw", (nv, steps))
+    ev_discharge = place("ev_discharge_kw", (nv, steps))
+    ev_charge.fill(0.0)
+    ev_discharge.fill(0.0)
     if nv:
         ev_charge[index["ev_pairs_v"], index["ev_pairs_t"]] = x[index["ev_charge"]]
         v2g = index["ev_v2g_mask"]
         ev_discharge[index["ev_pairs_v"][v2g], index["ev_pairs_t"][v2g]] = x[index["ev_discharge"]]
+    imports = index["site_import"]
+    site_net = np.take(x, imports, out=place("site_net_kw", imports.shape))
+    site_net -= x[index["site_export"]]
+    fleet = data.problem.fleet
     return Solution(
         status=status,
         feasible=True,
         objective=float(objective or 0.0),
         mip_gap=0.0 if status == "optimal" else None,
         power_kw=power,
-        battery_charge_kw=take("battery_charge", (nb, steps)),
-        battery_discharge_kw=take("battery_discharge", (nb, steps)),
-        battery_soc_kwh=take("battery_soc", (nb, steps)),
+        battery_charge_kw=take("battery_charge", "battery_charge_kw", (nb, steps)),
+        battery_discharge_kw=take("battery_discharge", "battery_discharge_kw", (nb, steps)),
+        battery_soc_kwh=take("battery_soc", "battery_soc_kwh", (nb, steps)),
         ev_charge_kw=ev_charge,
         ev_discharge_kw=ev_discharge,
         ev_unmet_kwh=x[index["ev_unmet"]] if nv else np.zeros(0),
-        curtail_kw=take("curtail", (len(data.problem.fleet.curtailable_loads), steps)),
-        heat_pump_kw=take("heat_pump_kw", (len(data.problem.fleet.heat_pumps), steps)),
-        heat_pump_temp_c=take("heat_pump_temp", (len(data.problem.fleet.heat_pumps), steps)),
-        site_net_kw=x[index["site_import"]] - x[index["site_export"]],
-        site_violation_kw=np.where(index["site_violation"] >= 0, x[index["site_violation"]], 0.0),
-        feeder_violation_kw=np.where(
-            index["feeder_violation"] >= 0, x[index["feeder_violation"]], 0.0
-        ),
+        curtail_kw=take("curtail", "curtail_kw", (len(fleet.curtailable_loads), steps)),
+        heat_pump_kw=take("heat_pump_kw", "heat_pump_kw", (len(fleet.heat_pumps), steps)),
+        heat_pump_temp_c=take("heat_pump_temp", "heat_pump_temp_c", (len(fleet.heat_pumps), steps)),
+        site_net_kw=site_net,
+        site_violation_kw=where_kept("site_violation", "site_violation_kw"),
+        feeder_violation_kw=where_kept("feeder_violation", "feeder_violation_kw"),
         request_shortfall_kw=[x[s] for s in built.request_shortfall],
         request_dual=[duals[r] if duals is not None else None for r in built.request_rows],
         costs={k: float(cost_vector[c] @ x[c]) for k, c in built.cost_columns.items()}

@@ -49,7 +49,7 @@ import numpy as np
 import scipy.sparse as sp
 from pyomo.common.gc_manager import PauseGC
 
-from optimizer.arrays import Built, build_arrays, join_parts, read_solution
+from optimizer.arrays import Built, build_arrays, join_parts, read_solution, reusable
 from optimizer.blocks import BlockLP, BlockSolver, MapFunction, Solved, Values
 from optimizer.costs import evaluate_costs, feeder_violation, request_shortfall
 from optimizer.devices import (
@@ -223,7 +223,8 @@ def reduction_room(data: Prepared) -> np.ndarray:
     )
     # PV cannot produce more than its forecast
     lowest[at["pv_systems"]] = baseline[at["pv_systems"]]
-    return np.clip(baseline - lowest, 0, None)
+    np.subtract(baseline, lowest, out=lowest)  # in place: at 100,000 devices, 77 MB
+    return np.clip(lowest, 0, None, out=lowest)
 
 
 def raise_room(data: Prepared) -> np.ndarray:
@@ -256,7 +257,8 @@ def raise_room(data: Prepared) -> np.ndarray:
     highest[at["heat_pumps"]] = _figure(fleet.heat_pumps, "p_max_kw")
     curtailable = np.array([s.curtailable for s in fleet.pv_systems], dtype=bool).reshape(-1, 1)
     highest[at["pv_systems"]] = np.where(curtailable, 0.0, baseline[at["pv_systems"]])
-    return np.clip(highest - baseline, 0, None)
+    np.subtract(highest, baseline, out=highest)
+    return np.clip(highest, 0, None, out=highest)
 
 
 def coupling_rows(data: Prepared, chunks: list[Chunk]) -> list[Row]:
@@ -266,8 +268,10 @@ def coupling_rows(data: Prepared, chunks: list[Chunk]) -> list[Row]:
     steps = data.horizon.intervals
     factor = np.array([d.delivery_factor for d in devices])
     baseline = baselines(data)
-    room = reduction_room(data) * factor[:, None]
-    rise = raise_room(data) * factor[:, None]
+    room = reduction_room(data)
+    room *= factor[:, None]
+    rise = raise_room(data)
+    rise *= factor[:, None]
     # Per chunk and interval: baseline net load (base loads and device baselines) and room.
     chunk_of_device = np.empty(len(devices), dtype=np.int64)
     chunk_of_site_array = np.empty(len(data.site_ids), dtype=np.int64)
@@ -611,14 +615,6 @@ def block_lp(built: Built, chunks: int) -> BlockLP:
     lp = built.lp
     assert lp.column_owner is not None and lp.row_owner is not None
 
-    def take(parts: list[np.ndarray]) -> np.ndarray:
-        # The blocks keep the matrix and bounds: the LP's own pieces are let go as they
-        # are joined (at 100,000 devices, 28 million columns), indices keeping their
-        # width.
-        joined = np.concatenate(parts)
-        parts.clear()
-        return joined
-
     cost = built.cost  # kept joined: solutions are priced with it
     lp.cost.clear()
     lp.integer.clear()
@@ -637,7 +633,8 @@ def block_lp(built: Built, chunks: int) -> BlockLP:
     if not lp.keep_entries:
         out = BlockLP.sort(column_owner, row_owner, chunks, **bounds)
     else:
-        entries = [take(lp.entries_row), take(lp.entries_col), take(lp.entries_val)]
+        # The blocks keep the matrix: the LP's own pieces are let go as they are joined.
+        entries = lp.entries(keep=False)
         out = BlockLP.build(entries, column_owner, row_owner, chunks, **bounds)
     for parts in (lp.lower, lp.upper, lp.row_lower, lp.row_upper):
         parts.clear()
@@ -835,15 +832,19 @@ def _plan_decomposed(
         x[blocks.column_order[blocks.columns[b] : blocks.columns[b + 1]]] = solved.x
         row_dual[blocks.row_order[blocks.rows[b] : blocks.rows[b + 1]]] = solved.row_dual
 
+    read: list[Solution | None] = [None]
+
     def solve(which: list[int]) -> Solution:
         solver.solve(which, take)
-        return read_solution(built, x, row_dual, status=status[0], costs=False)
+        # The chunks' last point is not needed once this one is read: its arrays are.
+        return read_solution(built, x, row_dual, status=status[0], costs=False, into=read[0])
 
     passed = time.perf_counter()
-    parts = solve(list(range(len(chunks))))
+    parts = read[0] = solve(list(range(len(chunks))))
     first_pass_s = time.perf_counter() - passed
     places = dual_places(data, lay, chunks, rows)
     solution = _assemble(data, lay, chunks, places, parts)
+    spare: Solution | None = None  # a plan no longer needed, its arrays to reuse
     rounds_run = 0
     step = 0.5
     for _ in range(rounds):
@@ -860,12 +861,14 @@ def _plan_decomposed(
         if not changed or saving < 1e-4 * abs(solution.objective):
             break  # nothing left that is worth a round
         _move_caps(built, blocks, lay, rows, changed, entries)
-        parts = solve(changed)
+        parts = read[0] = solve(changed)
         rounds_run += 1
-        candidate = _assemble(data, lay, chunks, places, parts)
+        candidate = _assemble(data, lay, chunks, places, parts, into=spare)
         improvement = solution.objective - candidate.objective
         if improvement > 0:
-            solution = candidate
+            solution, spare = candidate, solution
+        else:
+            spare = candidate
         if improvement < SETTLED * abs(solution.objective):
             break  # the shares have settled: the rounds after gain less still
         step /= 2  # moves shrink so that the shares settle instead of swinging
@@ -939,32 +942,36 @@ def _assemble(
     chunks: list[Chunk],
     dual_places: tuple[np.ndarray, np.ndarray],
     parts: Solution,
+    into: Solution | None = None,
 ) -> Solution:
     """The chunks' solution in the whole problem's order, priced on the whole problem
-    (``dual_places`` from :func:`dual_places`)."""
+    (``dual_places`` from :func:`dual_places`); the arrays of ``into`` (an assembled
+    plan no longer needed) are written over instead of new ones."""
     fleet = data.problem.fleet
     steps = data.horizon.intervals
 
-    def back(values: np.ndarray, order: np.ndarray) -> np.ndarray:
-        out = np.zeros_like(values)
+    def back(name: str, order: np.ndarray) -> np.ndarray:
+        values = getattr(parts, name)
+        out = reusable(into, name, values.shape)
+        out.fill(0.0)
         out[order] = values
         return out
 
-    power = back(parts.power_kw, lay.device_order)
+    power = back("power_kw", lay.device_order)
     order = lay.family_order
     battery = {
-        "charge": back(parts.battery_charge_kw, order["batteries"]),
-        "discharge": back(parts.battery_discharge_kw, order["batteries"]),
-        "soc": back(parts.battery_soc_kwh, order["batteries"]),
+        "charge": back("battery_charge_kw", order["batteries"]),
+        "discharge": back("battery_discharge_kw", order["batteries"]),
+        "soc": back("battery_soc_kwh", order["batteries"]),
     }
-    ev_charge = back(parts.ev_charge_kw, order["vehicles"])
-    ev_discharge = back(parts.ev_discharge_kw, order["vehicles"])
-    ev_unmet = back(parts.ev_unmet_kwh, order["vehicles"])
-    curtail = back(parts.curtail_kw, order["curtailable_loads"])
-    pump_kw = back(parts.heat_pump_kw, order["heat_pumps"])
-    pump_temp = back(parts.heat_pump_temp_c, order["heat_pumps"])
-    site_net = back(parts.site_net_kw, lay.site_order)
-    site_violation = back(parts.site_violation_kw, lay.site_order)
+    ev_charge = back("ev_charge_kw", order["vehicles"])
+    ev_discharge = back("ev_discharge_kw", order["vehicles"])
+    ev_unmet = back("ev_unmet_kwh", order["vehicles"])
+    curtail = back("curtail_kw", order["curtailable_loads"])
+    pump_kw = back("heat_pump_kw", order["heat_pumps"])
+    pump_temp = back("heat_pump_temp_c", order["heat_pumps"])
+    site_net = back("site_net_kw", lay.site_order)
+    site_violation = back("site_violation_kw", lay.site_order)
     feeders = feeder_violation(data, site_net)
     shortfall = [request_shortfall(data, power, r) for r in range(len(data.scopes))]
     # A request interval's marginal cost: the lowest of its chunks' rows' costs.

@@ -9,7 +9,8 @@ import pytest
 
 from benchmarks.scaling_fleet import scaling_problem
 from optimizer.checks import residuals
-from optimizer.decompose import coupling_rows, partition
+from optimizer.costs import evaluate_costs, feeder_violation, request_shortfall
+from optimizer.decompose import coupling_rows, partition, plan_decomposed
 from optimizer.prepare import prepare
 from optimizer.results import plan
 from tests.optimizer.test_formulations import mixed_problem
@@ -26,6 +27,31 @@ def test_decomposed_plan_is_feasible_and_within_one_percent(devices: int, seed: 
     assert parts.objective >= whole.objective - 1e-6
     assert (parts.objective - whole.objective) / abs(whole.objective) <= 0.01
     assert sum(parts.costs.values()) == pytest.approx(parts.objective)
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_the_plan_kept_is_the_plan_priced(seed: int) -> None:
+    # Rounds write over the arrays of plans no longer needed: the one returned must
+    # still be the one its objective prices.
+    problem = scaling_problem(300, seed)
+    data, solution = plan_decomposed(problem, chunk_devices=24, rounds=4)
+    assert solution.timings_s["rounds"] >= 1
+    costs = evaluate_costs(
+        data,
+        battery_charge_kw=solution.battery_charge_kw,
+        battery_discharge_kw=solution.battery_discharge_kw,
+        ev_discharge_kw=solution.ev_discharge_kw,
+        ev_unmet_kwh=solution.ev_unmet_kwh,
+        curtail_kw=solution.curtail_kw,
+        heat_pump_temp_c=solution.heat_pump_temp_c,
+        site_net_kw=solution.site_net_kw,
+        site_violation_kw=solution.site_violation_kw,
+        feeder_violation_kw=feeder_violation(data, solution.site_net_kw),
+        shortfall_kw=[
+            request_shortfall(data, solution.power_kw, r) for r in range(len(data.scopes))
+        ],
+    )
+    assert sum(costs.values()) == pytest.approx(solution.objective, rel=1e-9)
 
 
 def test_every_coupling_row_is_fully_allocated() -> None:
