@@ -196,9 +196,15 @@ class Built:
 
     @property
     def cost(self) -> np.ndarray:
-        """The LP's objective coefficients, one array (joined once)."""
+        """The LP's objective coefficients, one array (joined once).
+
+        Raises ``RuntimeError`` when they were let go (the LP cut into blocks, which
+        took them)."""
         if self._cost is None:
             self._cost = join_parts(self.lp.cost)
+        if len(self._cost) != self.lp.columns:
+            self._cost = None
+            raise RuntimeError("the LP's costs were let go when it was cut into blocks")
         return self._cost
 
 
@@ -816,9 +822,8 @@ def read_solution(
     steps = data.horizon.intervals
     devices = data.problem.fleet.devices()
     index = built.index
-    cost_vector = built.cost
     if objective is None:
-        objective = float(cost_vector @ x)
+        objective = float(built.cost @ x)
     device_columns = built.power_matrix.shape[1]
 
     def place(name: str, shape: tuple[int, ...]) -> np.ndarray:
@@ -871,7 +876,7 @@ def read_solution(
         feeder_violation_kw=where_kept("feeder_violation", "feeder_violation_kw"),
         request_shortfall_kw=[x[s] for s in built.request_shortfall],
         request_dual=[duals[r] if duals is not None else None for r in built.request_rows],
-        costs={k: float(cost_vector[c] @ x[c]) for k, c in built.cost_columns.items()}
+        costs={k: float(built.cost[c] @ x[c]) for k, c in built.cost_columns.items()}
         if costs
         else {},
     )

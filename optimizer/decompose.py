@@ -615,8 +615,6 @@ def block_lp(built: Built, chunks: int) -> BlockLP:
     lp = built.lp
     assert lp.column_owner is not None and lp.row_owner is not None
 
-    cost = built.cost  # kept joined: solutions are priced with it
-    lp.cost.clear()
     lp.integer.clear()
     column_owner = join_parts(lp.column_owner, np.int32)
     row_owner = join_parts(lp.row_owner, np.int32)
@@ -626,7 +624,7 @@ def block_lp(built: Built, chunks: int) -> BlockLP:
     bounds: dict[str, Values] = {
         "lower": lp.lower,
         "upper": lp.upper,
-        "cost": cost,
+        "cost": lp.cost,  # solutions of the blocks are priced on the whole problem
         "row_lower": lp.row_lower,
         "row_upper": lp.row_upper,
     }
@@ -636,7 +634,7 @@ def block_lp(built: Built, chunks: int) -> BlockLP:
         # The blocks keep the matrix: the LP's own pieces are let go as they are joined.
         entries = lp.entries(keep=False)
         out = BlockLP.build(entries, column_owner, row_owner, chunks, **bounds)
-    for parts in (lp.lower, lp.upper, lp.row_lower, lp.row_upper):
+    for parts in (lp.lower, lp.upper, lp.cost, lp.row_lower, lp.row_upper):
         parts.clear()
     return out
 
@@ -837,7 +835,10 @@ def _plan_decomposed(
     def solve(which: list[int]) -> Solution:
         solver.solve(which, take)
         # The chunks' last point is not needed once this one is read: its arrays are.
-        return read_solution(built, x, row_dual, status=status[0], costs=False, into=read[0])
+        # Not priced here (its costs were let go): the assembly prices the whole plan.
+        return read_solution(
+            built, x, row_dual, status=status[0], objective=np.nan, costs=False, into=read[0]
+        )
 
     passed = time.perf_counter()
     parts = read[0] = solve(list(range(len(chunks))))

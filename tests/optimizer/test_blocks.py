@@ -12,7 +12,7 @@ import scipy.sparse as sp
 
 from benchmarks.scaling_fleet import scaling_problem
 from optimizer import decompose
-from optimizer.arrays import build_arrays, solve_arrays
+from optimizer.arrays import Built, build_arrays, solve_arrays
 from optimizer.blocks import BlockLP, BlockSolver, HotSolver, Values
 from optimizer.devices import FAMILIES, Device, Fleet, Site
 from optimizer.prepare import prepare
@@ -31,7 +31,7 @@ def test_fixed_shape_build_has_the_same_optimum(integer: bool) -> None:
     assert fixed.size["variables"] > usual.size["variables"]
 
 
-def chunk_blocks(devices: int, seed: int) -> tuple[BlockLP, int]:
+def chunk_built(devices: int, seed: int) -> tuple[Built, int]:
     data = prepare(scaling_problem(devices, seed))
     chunks = decompose.partition(data, 12)
     rows = decompose.coupling_rows(data, chunks)
@@ -43,7 +43,22 @@ def chunk_blocks(devices: int, seed: int) -> tuple[BlockLP, int]:
         owners=decompose.owners_of(lay, data),
         data=lay.data,
     )
-    return decompose.block_lp(built, len(chunks)), len(chunks)
+    return built, len(chunks)
+
+
+def chunk_blocks(devices: int, seed: int) -> tuple[BlockLP, int]:
+    built, count = chunk_built(devices, seed)
+    return decompose.block_lp(built, count), count
+
+
+def test_costs_go_to_the_blocks_and_are_not_read_again_as_nothing() -> None:
+    built, count = chunk_built(60, 1)
+    cost = built.cost.copy()
+    built._cost = None
+    blocks = decompose.block_lp(built, count)
+    np.testing.assert_array_equal(np.sort(blocks.cost), np.sort(cost))
+    with pytest.raises(RuntimeError, match="let go"):
+        _ = built.cost
 
 
 def copies_of_the_mixed_fleet(copies: int) -> Problem:
