@@ -675,8 +675,7 @@ def build_arrays(
     short_cols: list[np.ndarray] = []
     if data.scopes:
         scopes = data.scopes
-        # Every request's rows at once: an entry per (row, device in scope), at the
-        # device's power in that row's interval, weighted by its delivery factor.
+        # Every request's rows at once, on sums over each scope's devices.
         widths = np.array([len(scope.intervals) for scope in scopes], dtype=np.int64)
         first_row = np.cumsum(widths) - widths
         count = int(widths.sum())
@@ -690,20 +689,30 @@ def build_arrays(
         per_site = np.diff(site_starts)[scope_sites]
         scope_devices = by_site[_ranges(site_starts[scope_sites], per_site)]
         device_scope = np.repeat(pair_scope, per_site)  # per (scope, device)
-        entry_row = _ranges(first_row[device_scope], widths[device_scope])
-        entry_device = np.repeat(scope_devices, widths[device_scope])
-        entry_col = entry_device * steps + row_interval[entry_row]
-        weights = sp.csr_array(
-            (factor[entry_device], (entry_row, entry_col)), shape=(count, len(devices) * steps)
+        # Sums over each scope's devices, per interval, then each row's interval of its
+        # scope's: no entry per (row, device) unless the coefficients are wanted.
+        in_scope = sp.csr_array(
+            (np.ones(len(scope_devices)), (device_scope, scope_devices)),
+            shape=(len(scopes), len(devices)),
         )
+        per_device = (constant - baseline).reshape(len(devices), steps)
+        per_device *= factor[:, None]
+        offset = (in_scope @ per_device)[row_scope, row_interval]
+        del per_device
+        devices_base = (in_scope @ baseline.reshape(len(devices), steps))[row_scope, row_interval]
         # Each row's baseline: its sites' base loads and its devices' baselines.
         site_row = _ranges(first_row[pair_scope], widths[pair_scope])
-        scope_base_kw = np.bincount(
-            site_row,
-            data.site_base_kw[np.repeat(scope_sites, widths[pair_scope]), row_interval[site_row]],
-            minlength=count,
-        ) + np.bincount(entry_row, baseline[entry_col], minlength=count)
-        del entry_row, entry_device, entry_col, site_row
+        scope_base_kw = (
+            np.bincount(
+                site_row,
+                data.site_base_kw[
+                    np.repeat(scope_sites, widths[pair_scope]), row_interval[site_row]
+                ],
+                minlength=count,
+            )
+            + devices_base
+        )
+        del site_row, devices_base
         reduction_rows = np.array([scope.request.kw is not None for scope in scopes])[row_scope]
         kw = np.array([float(scope.request.kw or 0.0) for scope in scopes])[row_scope]
         cap = np.concatenate(
@@ -713,7 +722,6 @@ def build_arrays(
             ]
         )
         price = np.array([scope.request.shortfall_price_per_kwh for scope in scopes])
-        offset = weights @ (constant - baseline)
         row_sign = np.where(reduction_rows, -1.0, 1.0)
         row_lower = np.where(reduction_rows, kw + offset, -INF)
         row_upper = np.where(reduction_rows, INF, cap - scope_base_kw - offset)
@@ -722,6 +730,16 @@ def build_arrays(
         req_rows = lp.constraints(count, row_lower, row_upper, owner=request_owner)
         req_short = lp.variables(count, 0, INF, dt * price[row_scope], owner=request_owner)
         if matrix:
+            # An entry per (row, device in scope), at the device's power in that row's
+            # interval, weighted by its delivery factor.
+            entry_row = _ranges(first_row[device_scope], widths[device_scope])
+            entry_device = np.repeat(scope_devices, widths[device_scope])
+            entry_col = entry_device * steps + row_interval[entry_row]
+            weights = sp.csr_array(
+                (factor[entry_device], (entry_row, entry_col)),
+                shape=(count, len(devices) * steps),
+            )
+            del entry_row, entry_device, entry_col
             change = (weights @ power_matrix).tocoo()
             lp.terms(
                 req_rows[change.row],
