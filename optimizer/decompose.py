@@ -830,18 +830,17 @@ def _plan_decomposed(
         x[blocks.column_order[blocks.columns[b] : blocks.columns[b + 1]]] = solved.x
         row_dual[blocks.row_order[blocks.rows[b] : blocks.rows[b + 1]]] = solved.row_dual
 
-    read: list[Solution | None] = [None]
-
-    def solve(which: list[int]) -> Solution:
+    def solve(which: list[int], last: Solution | None = None) -> Solution:
+        """Solve chunks ``which`` and read the chunks' point, into the arrays of the
+        ``last`` one (no longer needed). Not priced here (the blocks took the costs):
+        the assembly prices the whole plan."""
         solver.solve(which, take)
-        # The chunks' last point is not needed once this one is read: its arrays are.
-        # Not priced here (its costs were let go): the assembly prices the whole plan.
         return read_solution(
-            built, x, row_dual, status=status[0], objective=np.nan, costs=False, into=read[0]
+            built, x, row_dual, status=status[0], objective=np.nan, costs=False, into=last
         )
 
     passed = time.perf_counter()
-    parts = read[0] = solve(list(range(len(chunks))))
+    parts = solve(list(range(len(chunks))))
     first_pass_s = time.perf_counter() - passed
     places = dual_places(data, lay, chunks, rows)
     solution = _assemble(data, lay, chunks, places, parts)
@@ -862,7 +861,7 @@ def _plan_decomposed(
         if not changed or saving < 1e-4 * abs(solution.objective):
             break  # nothing left that is worth a round
         _move_caps(built, blocks, lay, rows, changed, entries)
-        parts = read[0] = solve(changed)
+        parts = solve(changed, parts)
         rounds_run += 1
         candidate = _assemble(data, lay, chunks, places, parts, into=spare)
         improvement = solution.objective - candidate.objective
@@ -941,12 +940,12 @@ def _assemble(
     data: Prepared,
     lay: Layout,
     chunks: list[Chunk],
-    dual_places: tuple[np.ndarray, np.ndarray],
+    places: tuple[np.ndarray, np.ndarray],
     parts: Solution,
     into: Solution | None = None,
 ) -> Solution:
     """The chunks' solution in the whole problem's order, priced on the whole problem
-    (``dual_places`` from :func:`dual_places`); the arrays of ``into`` (an assembled
+    (``places`` from :func:`dual_places`); the arrays of ``into`` (an assembled
     plan no longer needed) are written over instead of new ones."""
     fleet = data.problem.fleet
     steps = data.horizon.intervals
@@ -976,7 +975,7 @@ def _assemble(
     feeders = feeder_violation(data, site_net)
     shortfall = [request_shortfall(data, power, r) for r in range(len(data.scopes))]
     # A request interval's marginal cost: the lowest of its chunks' rows' costs.
-    places, starts = dual_places
+    row_place, starts = places
     cost_of_row = np.concatenate(
         [
             np.full(len(chunks[c].groups[key]), np.inf) if dual is None else -dual
@@ -984,9 +983,9 @@ def _assemble(
         ]
         or [np.zeros(0)]
     )
-    request_rows = places >= 0
+    request_rows = row_place >= 0
     best = np.full(starts[-1], np.inf)
-    np.minimum.at(best, places[request_rows], cost_of_row[request_rows])
+    np.minimum.at(best, row_place[request_rows], cost_of_row[request_rows])
     duals: list[np.ndarray | None] = []
     for r, scope in enumerate(data.scopes):
         sign = 1.0 if scope.request.kw is not None else -1.0
