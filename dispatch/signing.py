@@ -32,7 +32,7 @@ from typing import Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import dsa, ec, rsa
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from lxml import etree
 from openleadr import messaging, utils
 from openleadr.preflight import preflight_message
@@ -46,10 +46,10 @@ C14N = "http://www.w3.org/TR/2001/REC-xml-c14n-20010315"
 OADR_NS = "http://openadr.org/oadr-2.0b/2012/07"
 
 
-#: Key types signxml signs with, and the signature method openleadr picks for each.
+#: Key types OpenADR 2.0b certificates carry (RSA or ECC; DSA is not one of them), and
+#: the signature method openleadr picks for each.
 ALGORITHMS: dict[type, str] = {
     rsa.RSAPrivateKey: "rsa-sha256",
-    dsa.DSAPrivateKey: "dsa-sha256",
     ec.EllipticCurvePrivateKey: "ecdsa-sha256",
 }
 
@@ -70,7 +70,7 @@ class Signer:
         self.fingerprint = fingerprint(cert_pem)
         self.cert = x509.load_pem_x509_certificate(cert_pem)
         key = serialization.load_pem_private_key(Path(key_path).read_bytes(), passphrase)
-        if not isinstance(key, (rsa.RSAPrivateKey, dsa.DSAPrivateKey, ec.EllipticCurvePrivateKey)):
+        if not isinstance(key, (rsa.RSAPrivateKey, ec.EllipticCurvePrivateKey)):
             raise ValueError(f"key: {type(key).__name__} keys cannot sign OpenADR messages")
         self.key = key
         kind = next(k for k in ALGORITHMS if isinstance(key, k))

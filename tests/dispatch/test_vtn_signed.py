@@ -220,6 +220,21 @@ def test_fingerprint_matches_openleadr(pki: DevPki) -> None:
         fingerprint("not a certificate")
 
 
+def test_a_key_openadr_does_not_sign_with_is_refused(pki: DevPki, tmp_path: Path) -> None:
+    from cryptography.hazmat.primitives.asymmetric import ed25519
+
+    key_path = tmp_path / "ed25519.pem"
+    key_path.write_bytes(
+        ed25519.Ed25519PrivateKey.generate().private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    with pytest.raises(ValueError, match="key: Ed25519PrivateKey keys cannot sign"):
+        Signer(pki.ven("ven-abc").cert_path, key_path)
+
+
 def test_replay_protection_still_refuses_a_replayed_message_and_forgets_old_nonces(
     pki: DevPki, monkeypatch: pytest.MonkeyPatch
 ) -> None:
