@@ -63,6 +63,7 @@ from optimizer.devices import (
     HeatPump,
     ShiftableLoad,
 )
+from optimizer.memory import keep_freed_memory
 from optimizer.prepare import Prepared, RequestScope, prepare
 from optimizer.problem import CapacityRequest, Problem, validate
 from optimizer.solution import Solution
@@ -784,7 +785,9 @@ def plan_decomposed(
     """
     if problem.integer:
         raise ValueError("integer: the decomposed path plans LPs; use plan(method='arrays')")
-    with PauseGC():  # millions of small objects: collections would only rescan them
+    # Millions of small objects: collections would only rescan them. Arrays of
+    # hundreds of MB are made and dropped: their memory is reused, not fresh.
+    with PauseGC(), keep_freed_memory():
         return _plan_decomposed(
             problem, chunk_devices, rounds, map_function, batch, threads, time_limit_s
         )
