@@ -15,7 +15,8 @@ MB = 1024 * 1024
 
 
 def _faults() -> int:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    """This thread's page faults (other threads of the test process may allocate)."""
+    return resource.getrusage(resource.RUSAGE_THREAD).ru_minflt
 
 
 def _resident_mb() -> float:
