@@ -3,7 +3,7 @@
 glibc hands every freed block above its mmap threshold (32 MB at most) back to the
 kernel, so the next array of that size is fresh memory: the kernel zeroes it and, in a
 virtual machine that reports free pages to its host, the host must back it again. On
-the 2-core machines this project is measured on, that costs 1.2-1.5 s per GB, against
+the 2-core machines this project is measured on, that costs 1.2-2 s per GB, against
 under 0.1 s per GB for memory the heap hands out again. A plan of 100,000 devices
 makes and drops arrays of 224 MB (28 million columns) by the dozen; one of 10,000
 devices stays under the threshold. :func:`keep_freed_memory` makes glibc serve blocks
